@@ -1,0 +1,51 @@
+"""`python -m gateway`: validate the configuration, print how to open the IDE, run the workers."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from sanic import Sanic
+from sanic.worker.loader import AppLoader
+
+from gateway.app import configure_logging, create_app
+from gateway.config import AuthMode, GatewayConfig
+from gateway.errors import ConfigError
+
+STARTUP_FAILURE = 3
+
+
+def _banner(config: GatewayConfig) -> str:
+    shown_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
+    url = f"http://{shown_host}:{config.port}/"
+    if config.auth is AuthMode.TOKEN:
+        source = "generated" if config.token_generated else "from GATEWAY_TOKEN"
+        return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at "
+                f"{config.upstream_label}, {config.workers} worker(s), token {source}.\n"
+                f"    Open: {url}?token={config.token}")
+    return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at {config.upstream_label}, "
+            f"{config.workers} worker(s), authentication OFF (GATEWAY_AUTH=none).\n    Open: {url}")
+
+
+def main() -> int:
+    try:
+        config = GatewayConfig.from_env()
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return STARTUP_FAILURE
+    configure_logging(config.debug)
+    print(_banner(config), file=sys.stderr, flush=True)
+    loader = AppLoader(factory=functools.partial(create_app, config))
+    app = loader.load()
+    try:
+        app.prepare(host=config.host, port=config.port, workers=config.workers,
+                    access_log=config.debug, motd=False, debug=False)
+    except OSError as exc:
+        print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return STARTUP_FAILURE
+    Sanic.serve(primary=app, app_loader=loader)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Errors of the gateway, and the one place their HTTP status is decided.
+
+    GatewayError
+     ├─ ConfigError              a bad setting; stops the start (exit code STARTUP_FAILURE)
+     └─ UpstreamError            WAIIDE could not answer a proxied request
+         ├─ UpstreamConnectError     refused, socket missing, reset before the response  -> 502
+         ├─ UpstreamProtocolError    WAIIDE answered with something that is not HTTP/1.x  -> 502
+         └─ UpstreamTimeout          no connection or no response head within the deadline -> 504
+
+Library exceptions (OSError, asyncio.TimeoutError, httptools errors) are translated into these at
+the upstream-client boundary (`gateway/upstream.py`) with `raise ... from exc`.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """A setting has a value the gateway cannot run with."""
+
+    def __init__(self, key: str, value: str, hint: str) -> None:
+        super().__init__(f"Config '{key}' has value '{value}'. {hint}")
+        self.key = key
+        self.value = value
+
+
+class UpstreamError(GatewayError):
+    """WAIIDE did not produce a usable response."""
+
+    status = 502
+    kind = "connect_error"
+
+    def __init__(self, upstream: str, cause: str) -> None:
+        super().__init__(f"{upstream}: {cause}")
+        self.upstream = upstream
+        self.cause = cause
+
+
+class UpstreamConnectError(UpstreamError):
+    """No connection to WAIIDE, or it dropped before answering."""
+
+
+class UpstreamProtocolError(UpstreamError):
+    """WAIIDE's bytes were not a valid HTTP/1.x response."""
+
+    kind = "protocol_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    """WAIIDE took longer than the configured deadline."""
+
+    status = 504
+    kind = "timeout"

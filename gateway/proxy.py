@@ -1,0 +1,274 @@
+"""Everything the gateway does not answer itself goes to WAIIDE through `Proxy.handle`.
+
+One handler serves plain HTTP and WebSocket upgrades (Sanic routes WebSockets by method, so a
+separate WebSocket route could not share the catch-all path). Per request:
+
+1. the request target is made origin-form (an absolute-form target cannot choose another host:
+   the connection always goes to WAIIDE);
+2. the credential is checked (`gateway.auth`) and removed;
+3. HTTP: the head goes out in one write, the body streams as it arrives, and the response streams
+   back as WAIIDE produces it (`_relay_response`); WebSocket: `gateway.websocket`.
+
+Errors before the response starts become 502/504 pages (`gateway.pages`); after it started, the
+client connection is cut so a truncated body can never pass for a complete one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httptools
+from sanic.compat import Header
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from gateway.auth import Outcome, TokenAuth, Verdict
+from gateway.config import AuthMode, GatewayConfig
+from gateway.errors import UpstreamConnectError, UpstreamError
+from gateway.headers import request_head, response_headers
+from gateway.pages import error_body, login_page, wants_html
+from gateway.upstream import UpstreamConnection, UpstreamPool
+
+logger = logging.getLogger(__name__)
+
+_NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
+
+
+def origin_form(raw_target: bytes) -> bytes | None:
+    """The path and query of a request target; None for forms the gateway does not proxy."""
+    if raw_target.startswith(b"/"):
+        return raw_target
+    if raw_target[:7].lower() == b"http://" or raw_target[:8].lower() == b"https://":
+        try:
+            url = httptools.parse_url(raw_target)
+        except httptools.HttpParserInvalidURLError:
+            return None
+        path = url.path or b"/"
+        return path + b"?" + url.query if url.query else path
+    return None
+
+
+def error_response(request: Request, status: int, detail: str, *, upstream: str | None = None,
+                   hint: str | None = None) -> HTTPResponse:
+    body, content_type = error_body(status, detail, accept=request.headers.get("accept", ""),
+                                    upstream=upstream, hint=hint)
+    return HTTPResponse(body, status=status, content_type=content_type,
+                        headers={"Cache-Control": "no-store"})
+
+
+class PassthroughResponse(HTTPResponse):
+    """A response whose headers are WAIIDE's: no Content-Type is invented when it sent none."""
+
+    __slots__ = ()
+
+    @property
+    def processed_headers(self):  # type: ignore[no-untyped-def,override]
+        return ((self._sanitize_header_value(name).encode("ascii"),
+                 self._sanitize_header_value(f"{value}").encode(errors="surrogateescape"))
+                for name, value in self.headers.items())
+
+
+class Proxy:
+    """The proxy of one gateway worker (its upstream pool lives in that worker's event loop)."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.auth = TokenAuth(config.token, config.port) if config.auth is AuthMode.TOKEN else None
+        self.pool: UpstreamPool | None = None
+
+    def start(self) -> None:
+        """Open per-worker resources; called from `before_server_start`."""
+        cfg = self.config
+        self.pool = UpstreamPool(host=cfg.waiide_host, port=cfg.waiide_port,
+                                 unix_socket=cfg.waiide_socket, label=cfg.upstream_label,
+                                 connect_timeout_s=cfg.connect_timeout_s,
+                                 max_idle=cfg.upstream_pool_size)
+
+    def stop(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+
+    # -- entry ---------------------------------------------------------------------------------
+    async def handle(self, request: Request, path: str = "") -> HTTPResponse | None:
+        target = origin_form(request.raw_url)
+        if target is None:
+            return error_response(request, 400, "The request target must be a path.")
+        if request.method == "CONNECT":
+            return error_response(request, 405, "This gateway is not a forward proxy.")
+        websocket = request.headers.get("upgrade", "").lower() == "websocket"
+        verdict = self._authorize(request, websocket)
+        if verdict.outcome is not Outcome.ALLOW:
+            return self.refuse(request, verdict)
+        if verdict.target is not None:
+            target = origin_form(verdict.target) or target
+        if websocket:
+            from gateway.websocket import proxy_websocket  # noqa: PLC0415 - keeps import order simple
+
+            return await proxy_websocket(self, request, target, verdict)
+        return await self._proxy_http(request, target, verdict)
+
+    def _authorize(self, request: Request, websocket: bool) -> Verdict:
+        if self.auth is None:
+            return Verdict(Outcome.ALLOW)
+        return self.auth.authorize(request, websocket=websocket)
+
+    def refuse(self, request: Request, verdict: Verdict) -> HTTPResponse:
+        assert self.auth is not None
+        if verdict.outcome is Outcome.REDIRECT:
+            assert verdict.target is not None
+            secure = request.headers.get("x-forwarded-proto", request.scheme) == "https"
+            return HTTPResponse(status=302, content_type="text/plain; charset=utf-8", headers={
+                "Location": verdict.target.decode("latin-1"),
+                "Set-Cookie": self.auth.cookie_header(secure),
+                "Cache-Control": "no-store",
+            })
+        status = 401 if verdict.outcome is Outcome.MISSING else 403
+        accept = request.headers.get("accept", "")
+        if wants_html(accept) and request.method in ("GET", "HEAD"):
+            return HTTPResponse(login_page(failed=status == 403), status=status,
+                                content_type="text/html; charset=utf-8",
+                                headers={"Cache-Control": "no-store"})
+        detail = ("A token is required: Authorization: token <t>, or ?token=<t>."
+                  if status == 401 else "The token is not valid.")
+        return error_response(request, status, detail)
+
+    # -- hooks for metrics and activity (gateway.app wires them) -------------------------------
+    def on_client_message(self, opcode: int, length: int, compressed: bool, first: int) -> None:
+        """A WebSocket message from the client began (see FrameScanner)."""
+
+    def websocket_opened(self, tunnel: object) -> None:
+        """A WebSocket tunnel started."""
+
+    def websocket_closed(self, tunnel: object) -> None:
+        """A WebSocket tunnel ended."""
+
+    # -- HTTP ----------------------------------------------------------------------------------
+    def build_head(self, request: Request, target: bytes, verdict: Verdict, *,
+                   body_length: int | None, chunked: bool, websocket: bool = False) -> bytes:
+        drop = frozenset({"authorization"}) if verdict.drop_authorization else frozenset()
+        return request_head(method=request.method, target=target, headers=request.headers.items(),
+                            client_ip=request.ip, scheme="https" if request.scheme in (
+                                "https", "wss") else "http",
+                            body_length=body_length, chunked=chunked, websocket=websocket,
+                            drop=drop, cookie=verdict.cookie)
+
+    async def _proxy_http(self, request: Request, target: bytes,
+                          verdict: Verdict) -> HTTPResponse | None:
+        assert self.pool is not None
+        stream = request.stream
+        body_kind = stream.request_body if stream is not None else None
+        length = stream.request_bytes if body_kind is True else None  # type: ignore[union-attr]
+        cfg = self.config
+        if cfg.max_body_bytes and length is not None and length > cfg.max_body_bytes:
+            return error_response(request, 413, f"The body has {length} bytes; the limit is "
+                                  f"{cfg.max_body_bytes} (GATEWAY_MAX_BODY_BYTES).")
+        chunked = body_kind == "chunked"
+        if length is None and not chunked and request.method not in _NO_BODY_METHODS:
+            length = 0
+        head = self.build_head(request, target, verdict, body_length=length, chunked=chunked)
+        head_only = request.method == "HEAD"
+        try:
+            conn, upload = await self._send(request, head, head_only, body_kind, chunked)
+        except UpstreamError as exc:
+            return self.upstream_failed(request, exc)
+        try:
+            return await self.relay_response(request, conn, upload)
+        finally:
+            if upload is not None and not upload.done():
+                upload.cancel()
+                conn.close()
+            self.pool.release(conn)
+
+    async def _send(self, request: Request, head: bytes, head_only: bool, body_kind: object,
+                    chunked: bool) -> tuple[UpstreamConnection, asyncio.Task[None] | None]:
+        """Send the head (retrying once if a pooled socket turned out dead) and start the body."""
+        assert self.pool is not None
+        conn = await self.pool.acquire()
+        conn.start(head, head_only=head_only)
+        if not body_kind:
+            if conn.reused:
+                # A reused socket may have been closed by WAIIDE as we picked it; nothing was
+                # consumed from the client yet, so one retry on a fresh socket is safe.
+                try:
+                    await conn.read_head(self.config.read_timeout_s)
+                except UpstreamConnectError:
+                    if conn.received_any:
+                        raise
+                    conn.close()
+                    conn = await self.pool.connect()
+                    conn.start(head, head_only=head_only)
+            return conn, None
+        upload = asyncio.get_running_loop().create_task(self._upload(request, conn, chunked))
+        return conn, upload
+
+    async def _upload(self, request: Request, conn: UpstreamConnection, chunked: bool) -> None:
+        """Stream the request body to WAIIDE as it arrives, with backpressure both ways."""
+        limit = self.config.max_body_bytes
+        sent = 0
+        stream = request.stream
+        assert stream is not None
+        while True:
+            chunk = await stream.read()
+            if chunk is None:
+                break
+            sent += len(chunk)
+            if limit and sent > limit:
+                raise UpstreamConnectError(self.config.upstream_label, "request body too large")
+            if chunked:
+                conn.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            else:
+                conn.write(chunk)
+            await conn.drain()
+        if chunked:
+            conn.write(b"0\r\n\r\n")
+
+    async def relay_response(self, request: Request, conn: UpstreamConnection,
+                              upload: asyncio.Task[None] | None) -> HTTPResponse | None:
+        cfg = self.config
+        try:
+            head = await self._await_head(conn, upload)
+        except UpstreamError as exc:
+            conn.close()
+            return self.upstream_failed(request, exc)
+        raw_headers = head.headers
+        if head.status in (204, 304):  # no body may follow; Sanic warns about a length field
+            raw_headers = [(n, v) for n, v in raw_headers if n.lower() != b"content-length"]
+        headers = Header(response_headers(raw_headers))
+        first = conn.read_ready()
+        if first == b"" or (first is not None and conn.read_ready() == b""):
+            # The whole response is already here: one write for head and body.
+            return PassthroughResponse(first or b"", status=head.status, headers=headers)
+        response = await request.respond(PassthroughResponse(status=head.status, headers=headers))
+        if first:
+            await response.send(first)
+        while True:
+            chunk = await conn.read_body(cfg.read_timeout_s)
+            if not chunk:
+                break
+            await response.send(chunk)
+        # An upload still running here was answered early by WAIIDE; the caller cancels it and
+        # Sanic drains or drops the rest of the client's body.
+        await response.eof()
+        return None
+
+    async def _await_head(self, conn: UpstreamConnection, upload: asyncio.Task[None] | None):  # type: ignore[no-untyped-def]
+        timeout = self.config.read_timeout_s
+        if upload is None:
+            return await conn.read_head(timeout)
+        head_task = asyncio.ensure_future(conn.read_head(timeout))
+        done, _ = await asyncio.wait({head_task, upload}, return_when=asyncio.FIRST_COMPLETED)
+        if upload in done and upload.exception() is not None and not head_task.done():
+            head_task.cancel()
+            exc = upload.exception()
+            if isinstance(exc, UpstreamError):
+                raise exc
+            raise UpstreamConnectError(self.config.upstream_label, f"upload failed: {exc}")
+        return await head_task
+
+    def upstream_failed(self, request: Request, exc: UpstreamError) -> HTTPResponse:
+        logger.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc)
+        hint = ("Is the IDE running? The supervisor restarts it; this page reloads itself."
+                if exc.status == 502 else None)
+        return error_response(request, exc.status, exc.cause, upstream=exc.upstream, hint=hint)
+

@@ -1,0 +1,364 @@
+"""The lean HTTP/1.1 client the gateway uses to talk to WAIIDE, with a per-worker connection pool.
+
+Why not aiohttp here: the proxy must pass the request target byte for byte, add no headers of its
+own, never decompress, and cost as little as possible per request. A small asyncio protocol with
+httptools' parser does exactly that: one `transport.write` for the request head, bodies handed on as
+the bytes objects the socket produced, and backpressure in both directions:
+
+- upload: `write()` + `drain()` wait while the upstream socket's write buffer is above its
+  high-water mark (`pause_writing`/`resume_writing`);
+- download: once more than `_READ_HIGH_WATER` bytes are buffered unread, the upstream socket stops
+  being read (`pause_reading`) until the consumer catches up.
+
+Library exceptions become `gateway.errors` here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+
+import httptools
+
+from gateway.errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
+
+_READ_HIGH_WATER = 512 * 1024
+_READ_LOW_WATER = 128 * 1024
+_WRITE_HIGH_WATER = 256 * 1024
+# Node (code-server) closes idle keep-alive sockets after 5 s; drop ours a little earlier so a
+# request is never written onto a socket the upstream is closing.
+_POOL_IDLE_S = 4.0
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class ResponseHead:
+    """Status line and headers of one upstream response (names keep their original case)."""
+
+    __slots__ = ("status", "headers", "keep_alive", "upgrade", "content_length", "chunked")
+
+    def __init__(self, status: int, headers: Headers, keep_alive: bool, upgrade: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.content_length: int | None = None
+        self.chunked = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                with contextlib.suppress(ValueError):
+                    self.content_length = int(value)
+            elif lname == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to WAIIDE carrying one request at a time."""
+
+    def __init__(self, upstream_label: str) -> None:
+        self._label = upstream_label
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._head_only = False
+        self._headers: Headers = []
+        self._head: ResponseHead | None = None
+        self._head_waiter: asyncio.Future[ResponseHead] | None = None
+        self._body: deque[bytes] = deque()
+        self._body_size = 0
+        self._body_waiter: asyncio.Future[None] | None = None
+        self._complete = False
+        self._interim = False
+        self._upgrade_rest = b""
+        self._error: UpstreamError | None = None
+        self._closed = False
+        self._paused_reading = False
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self.reused = False
+        self.idle_since = 0.0
+        self.received_any = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without inheriting from it.
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)  # type: ignore[union-attr]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.received_any = True
+        parser = self._parser
+        if parser is None:  # bytes while idle: the upstream broke the protocol
+            self._fail(UpstreamProtocolError(self._label, "unexpected bytes between responses"))
+            return
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            offset = int(exc.args[0]) if exc.args else len(data)
+            self._upgrade_rest = data[offset:]
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(self._label, f"invalid HTTP response: {exc}"))
+            return
+        if self._body_size > _READ_HIGH_WATER and not self._paused_reading and self.transport:
+            self._paused_reading = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost finishes the bookkeeping
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._can_write.set()
+        head = self._head
+        if head is not None and not self._complete and not head.upgrade:
+            if head.content_length is None and not head.chunked:
+                self._complete = True  # the body was delimited by the connection's end
+                self._wake_body()
+                return
+        reason = f"connection lost: {exc}" if exc else "connection closed by WAIIDE"
+        self._fail(UpstreamConnectError(self._label, reason))
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    # -- httptools callbacks -------------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        assert parser is not None
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            self._interim = True  # 100 Continue / 103 Early Hints: not the response
+            self._headers = []
+            return
+        head = ResponseHead(status, self._headers, parser.should_keep_alive(),
+                            status == 101 and parser.should_upgrade())
+        self._headers = []
+        self._head = head
+        if self._head_only or status in (204, 304) or head.upgrade:
+            self._complete = True
+        waiter = self._head_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(head)
+
+    def on_body(self, body: bytes) -> None:
+        if self._head_only:
+            return
+        self._body.append(body)
+        self._body_size += len(body)
+        self._wake_body()
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        self._complete = True
+        self._wake_body()
+
+    # -- request side --------------------------------------------------------------------------
+    def start(self, head: bytes, *, head_only: bool) -> None:
+        """Send a request head and prepare to parse its response."""
+        if self._closed or self.transport is None:
+            raise UpstreamConnectError(self._label, "connection closed by WAIIDE")
+        self._parser = httptools.HttpResponseParser(self)
+        self._head_only = head_only
+        self._head = None
+        self._complete = False
+        self._error = None
+        self.received_any = False
+        self.transport.write(head)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed or self.transport is None:
+            raise self._error or UpstreamConnectError(self._label, "connection closed by WAIIDE")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        """Wait while the upstream socket is not taking more bytes (upload backpressure)."""
+        if not self._can_write.is_set():
+            await self._can_write.wait()
+        if self._closed:
+            raise self._error or UpstreamConnectError(self._label, "connection closed by WAIIDE")
+
+    # -- response side -------------------------------------------------------------------------
+    async def read_head(self, timeout_s: float) -> ResponseHead:
+        """The response head, or UpstreamTimeout after `timeout_s` of waiting for it."""
+        if self._head is not None:
+            return self._head
+        if self._error is not None:
+            raise self._error
+        waiter: asyncio.Future[ResponseHead] = self._loop.create_future()
+        self._head_waiter = waiter
+        timer = self._loop.call_later(timeout_s, self._head_timed_out, waiter, timeout_s)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._head_waiter = None
+
+    def _head_timed_out(self, waiter: asyncio.Future[ResponseHead], timeout_s: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(UpstreamTimeout(
+                self._label, f"no response within {timeout_s:g}s (GATEWAY_READ_TIMEOUT)"))
+
+    def read_ready(self) -> bytes | None:
+        """Everything buffered right now without waiting: bytes, or b'' at the end, or None."""
+        if self._body:
+            return self._take_body()
+        if self._complete:
+            return b""
+        return None
+
+    async def read_body(self, idle_timeout_s: float) -> bytes:
+        """The next piece of the body as it arrived; b'' at its end."""
+        while True:
+            if self._body:
+                return self._take_body()
+            if self._complete:
+                return b""
+            if self._error is not None:
+                raise self._error
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._body_waiter = waiter
+            timer = self._loop.call_later(idle_timeout_s, self._body_timed_out, waiter,
+                                          idle_timeout_s)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._body_waiter = None
+
+    def _take_body(self) -> bytes:
+        body = self._body
+        data = body.popleft() if len(body) == 1 else b"".join(body)
+        body.clear()
+        self._body_size = 0
+        if self._paused_reading and self.transport is not None:
+            self._paused_reading = False
+            self.transport.resume_reading()
+        return data
+
+    def _body_timed_out(self, waiter: asyncio.Future[None], timeout_s: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(UpstreamTimeout(
+                self._label, f"WAIIDE sent nothing for {timeout_s:g}s mid-body"))
+
+    def _wake_body(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self._error is None:
+            self._error = error
+        for waiter in (self._head_waiter, self._body_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @property
+    def reusable(self) -> bool:
+        head = self._head
+        return (not self._closed and self._complete and self._error is None
+                and head is not None and head.keep_alive and not head.upgrade)
+
+    @property
+    def usable_idle(self) -> bool:
+        return not self._closed and time.monotonic() - self.idle_since < _POOL_IDLE_S
+
+    def park(self) -> None:
+        """Mark the connection idle: any byte that arrives now fails it."""
+        self._parser = None
+        self.idle_since = time.monotonic()
+
+    def detach(self) -> tuple[asyncio.Transport, bytes]:
+        """Hand the socket over after a 101 (WebSocket); returns it with the bytes read past it."""
+        assert self.transport is not None
+        rest = self._upgrade_rest
+        if self._body:
+            rest = rest + b"".join(self._body)
+        transport, self.transport = self.transport, None
+        self._closed = True
+        return transport, rest
+
+    def close(self) -> None:
+        self._closed = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+
+class UpstreamPool:
+    """Keep-alive connections to WAIIDE for one gateway worker (LIFO, so warm sockets are reused)."""
+
+    def __init__(self, *, host: str, port: int, unix_socket: str | None, label: str,
+                 connect_timeout_s: float, max_idle: int) -> None:
+        self._host = host
+        self._port = port
+        self._unix_socket = unix_socket
+        self._label = label
+        self._connect_timeout_s = connect_timeout_s
+        self._max_idle = max_idle
+        self._idle: list[UpstreamConnection] = []
+
+    async def acquire(self) -> UpstreamConnection:
+        """A live idle connection, or a new one."""
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if conn.usable_idle:
+                conn.reused = True
+                return conn
+            conn.close()
+        return await self.connect()
+
+    async def connect(self) -> UpstreamConnection:
+        """A new connection (WebSocket upgrades always take one of these)."""
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self._label)  # noqa: E731
+        try:
+            if self._unix_socket:
+                connecting = loop.create_unix_connection(factory, self._unix_socket)
+            else:
+                connecting = loop.create_connection(factory, self._host, self._port)
+            _transport, conn = await asyncio.wait_for(connecting, self._connect_timeout_s)
+        except asyncio.TimeoutError as exc:
+            raise UpstreamTimeout(
+                self._label,
+                f"no connection within {self._connect_timeout_s:g}s (GATEWAY_CONNECT_TIMEOUT)",
+            ) from exc
+        except OSError as exc:
+            raise UpstreamConnectError(self._label, exc.strerror or str(exc)) from exc
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a connection after its response ended; keeps it only if it can carry another."""
+        if conn.reusable and len(self._idle) < self._max_idle:
+            conn.park()
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
