@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from sanic import Sanic
+from sanic.exceptions import BadURL
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -98,6 +99,26 @@ class DirectStatus:
         return "up", detail
 
 
+class GatewayRequest(Request):
+    """A request whose unparsable target still gets an answer.
+
+    Sanic drops the connection without any response when the target is not a URL (for example
+    the authority form of `CONNECT host:port`), because building its error page parses the same
+    target again. Such a request is routed to `/` with `bad_target` set, and answered 400.
+    """
+
+    __slots__ = ("bad_target",)
+
+    def __init__(self, url_bytes: bytes, *args: Any, **kwargs: Any) -> None:
+        self.bad_target = False
+        try:
+            super().__init__(url_bytes, *args, **kwargs)
+        except BadURL:
+            super().__init__(b"/", *args, **kwargs)
+            self.raw_url = url_bytes
+            self.bad_target = True
+
+
 def configure_logging(debug: bool) -> None:
     """Once per process: the main process and every spawned worker."""
     # Only the gateway's loggers: Sanic configures its own ("sanic.*") in every worker.
@@ -114,7 +135,7 @@ def configure_logging(debug: bool) -> None:
 def create_app(config: GatewayConfig) -> Sanic:
     """The gateway application for one worker process."""
     configure_logging(config.debug)
-    app = Sanic(APP_NAME)
+    app = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
     proxy = Proxy(config)
     status = DirectStatus(proxy)

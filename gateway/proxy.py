@@ -92,7 +92,7 @@ class Proxy:
     # -- entry ---------------------------------------------------------------------------------
     async def handle(self, request: Request, path: str = "") -> HTTPResponse | None:
         target = origin_form(request.raw_url)
-        if target is None:
+        if target is None or getattr(request, "bad_target", False):
             return error_response(request, 400, "The request target must be a path.")
         if request.method == "CONNECT":
             return error_response(request, 405, "This gateway is not a forward proxy.")

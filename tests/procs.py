@@ -128,3 +128,15 @@ def group_pids(pgid: int) -> list[int]:
             if int(fields[2]) == pgid and fields[0] != "Z":
                 pids.append(int(entry.name))
     return pids
+
+
+def wait_unix_socket(path: str, timeout_s: float = 30.0) -> None:
+    """Poll until a unix-socket connect to `path` succeeds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(1)
+            sock.connect(path)
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"unix socket {path} did not accept connections within {timeout_s}s")

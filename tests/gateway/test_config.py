@@ -1,0 +1,50 @@
+"""Gateway settings: defaults, and a bad value stops the start naming the variable."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from gateway.config import AuthMode, GatewayConfig
+from gateway.errors import ConfigError
+from tests.procs import PYTHON, ROOT
+
+
+def test_defaults() -> None:
+    cfg = GatewayConfig.from_env({})
+    assert (cfg.host, cfg.port, cfg.waiide_host, cfg.waiide_port) == ("0.0.0.0", 8091,
+                                                                      "127.0.0.1", 8080)
+    assert cfg.auth is AuthMode.TOKEN and cfg.token_generated and len(cfg.token) >= 24
+    assert cfg.ws_max_message_bytes >= 256 * 1024 * 1024
+    assert cfg.workers >= 1
+
+
+def test_token_given_is_used() -> None:
+    cfg = GatewayConfig.from_env({"GATEWAY_TOKEN": "abc"})
+    assert cfg.token == "abc" and not cfg.token_generated
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("API_SERVER_PORT", "http"), ("API_SERVER_PORT", "70000"), ("WAIIDE_PORT", "-1"),
+    ("GATEWAY_WORKERS", "0"), ("GATEWAY_READ_TIMEOUT", "-3"), ("DEBUG", "yes"),
+    ("GATEWAY_AUTH", "maybe"), ("WAIIDE_HOST", "10.0.0.5"), ("WAIIDE_HOST", "example.com"),
+    ("WAIIDE_SOCKET", "relative.sock"), ("GATEWAY_WS_MAX_MESSAGE_BYTES", "12"),
+    ("JUPYTERHUB_SERVICE_PREFIX", "user/x/"),
+])
+def test_bad_values_name_the_variable(key: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        GatewayConfig.from_env({key: value})
+    assert key in str(caught.value) and value in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.3.4.5", "::1", "localhost"])
+def test_loopback_upstreams_are_accepted(host: str) -> None:
+    assert GatewayConfig.from_env({"WAIIDE_HOST": host}).waiide_host == host
+
+
+def test_bad_setting_stops_the_process_with_a_message() -> None:
+    proc = subprocess.run([PYTHON, "-m", "gateway"], cwd=ROOT, capture_output=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "API_SERVER_PORT": "eighty"})
+    assert proc.returncode == 3
+    assert b"API_SERVER_PORT" in proc.stderr and b"eighty" in proc.stderr
