@@ -18,6 +18,10 @@ STARTUP_FAILURE = 3
 def _banner(config: GatewayConfig) -> str:
     shown_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     url = f"http://{shown_host}:{config.port}/"
+    if config.auth is AuthMode.HUB:
+        return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at "
+                f"{config.upstream_label}, {config.workers} worker(s), JupyterHub auth for "
+                f"user {config.user}.")
     if config.auth is AuthMode.TOKEN:
         source = "generated" if config.token_generated else "from GATEWAY_TOKEN"
         return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at "
@@ -40,6 +44,9 @@ def main() -> int:
     try:
         app.prepare(host=config.host, port=config.port, workers=config.workers,
                     access_log=config.debug, motd=False, debug=False)
+        if config.serves_main_port:  # lightweight mode: also the single-user endpoint on PORT
+            app.prepare(host=config.host, port=config.main_port, workers=config.workers,
+                        access_log=config.debug, motd=False, debug=False)
     except OSError as exc:
         print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return STARTUP_FAILURE

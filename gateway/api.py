@@ -20,7 +20,7 @@ from gateway import __version__
 from gateway.auth import Outcome
 from gateway.config import GatewayConfig
 from gateway.pages import json_body
-from gateway.proxy import Proxy
+from gateway.proxy import Proxy, error_response
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
 _JSON = "application/json"
@@ -57,45 +57,61 @@ def overview(config: GatewayConfig, request_host: str) -> dict[str, Any]:
     }
 
 
-def build_api(config: GatewayConfig, proxy: Proxy,
-              status_source: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
-              services_source: Callable[[], Awaitable[dict[str, Any]]]) -> Blueprint:
-    """The API blueprint; status and services come from the given sources."""
-    bp = Blueprint("api")
-    started = time.time()
+class ApiRoutes:
+    """The handlers, callable from the router (gateway port) and from `gateway.mount` (PORT)."""
 
-    def protected(handler: Handler) -> Handler:
-        async def wrapper(request: Request) -> HTTPResponse:
-            if proxy.auth is not None:
-                verdict = proxy.auth.authorize(request, websocket=False)
-                if verdict.outcome is not Outcome.ALLOW:
-                    return proxy.refuse(request, verdict)
-            return await handler(request)
-        wrapper.__name__ = handler.__name__
-        return wrapper
+    def __init__(self, config: GatewayConfig, proxy: Proxy,
+                 status_source: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
+                 services_source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._config = config
+        self._proxy = proxy
+        self._status_source = status_source
+        self._services_source = services_source
+        self._started = time.time()
+        # Path under /api (or {prefix}api) -> (handler, needs the IDE's credential)
+        self.by_name: dict[str, tuple[Handler, bool]] = {
+            "": (self.overview, False), "healthz": (self.healthz, False),
+            "status": (self.status, False), "user": (self.user, True),
+            "services": (self.services, True),
+        }
 
-    @bp.get("/api", strict_slashes=False)
-    async def api_overview(request: Request) -> HTTPResponse:
-        return _json(overview(config, request.headers.get("host", "")))
+    async def dispatch(self, request: Request, name: str) -> HTTPResponse:
+        entry = self.by_name.get(name)
+        if entry is None:
+            return error_response(request, 404, f"No API endpoint '{name}'.")
+        handler, protected = entry
+        if protected:
+            verdict = await self._proxy.authorize(request, False)
+            if verdict.outcome is not Outcome.ALLOW:
+                return self._proxy.refuse(request, verdict)
+        return await handler(request)
 
-    @bp.get("/api/healthz")
-    async def api_healthz(request: Request) -> HTTPResponse:
-        return _json({"status": "ok", "pid": os.getpid(), "uptime_s": round(time.time() - started, 3)})
+    async def overview(self, request: Request) -> HTTPResponse:
+        return _json(overview(self._config, request.headers.get("host", "")))
 
-    @bp.get("/api/status")
-    async def api_status(request: Request) -> HTTPResponse:
-        status, payload = await status_source()
+    async def healthz(self, request: Request) -> HTTPResponse:
+        return _json({"status": "ok", "pid": os.getpid(),
+                      "uptime_s": round(time.time() - self._started, 3)})
+
+    async def status(self, request: Request) -> HTTPResponse:
+        status, payload = await self._status_source()
         return _json(payload, status)
 
-    @bp.get("/api/user")
-    @protected
-    async def api_user(request: Request) -> HTTPResponse:
-        return _json({"name": config.user, "hub": config.under_hub,
-                      "service_prefix": config.service_prefix})
+    async def user(self, request: Request) -> HTTPResponse:
+        cfg = self._config
+        return _json({"name": cfg.user, "hub": cfg.under_hub,
+                      "server_name": cfg.hub.server_name if cfg.hub else None,
+                      "service_prefix": cfg.service_prefix})
 
-    @bp.get("/api/services")
-    @protected
-    async def api_services(request: Request) -> HTTPResponse:
-        return _json(await services_source())
+    async def services(self, request: Request) -> HTTPResponse:
+        return _json(await self._services_source())
 
-    return bp
+    def blueprint(self) -> Blueprint:
+        bp = Blueprint("api")
+        for name in self.by_name:
+            async def route(request: Request, _name: str = name) -> HTTPResponse:
+                return await self.dispatch(request, _name)
+            path = "/api" + (f"/{name}" if name else "")
+            bp.add_route(route, path, methods=["GET"], name=f"api_{name or 'overview'}",
+                         strict_slashes=False)
+        return bp

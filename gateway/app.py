@@ -18,9 +18,13 @@ from sanic.exceptions import BadURL
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from gateway.api import build_api
-from gateway.config import GatewayConfig
+from gateway.activity import ActivityReporter
+from gateway.api import ApiRoutes
+from gateway.auth import Authorizer, TokenAuth
+from gateway.config import AuthMode, GatewayConfig
 from gateway.errors import UpstreamError
+from gateway.hubauth import HubTokenAuth
+from gateway.mount import HubServerMount
 from gateway.proxy import Proxy
 
 logger = logging.getLogger(__name__)
@@ -132,16 +136,39 @@ def configure_logging(debug: bool) -> None:
         root.propagate = False
 
 
+def build_auth(config: GatewayConfig) -> Authorizer | None:
+    """The credential check the configuration asks for."""
+    if config.auth is AuthMode.TOKEN:
+        return TokenAuth(config.token, config.port)
+    if config.auth is AuthMode.HUB:
+        return HubTokenAuth(config)
+    return None
+
+
+def build_activity(config: GatewayConfig) -> ActivityReporter | None:
+    hub = config.hub
+    if hub is None or hub.activity_url is None:
+        return None
+    return ActivityReporter(url=hub.activity_url, token=hub.api_token,
+                            server_name=hub.server_name, interval_s=hub.activity_interval_s)
+
+
 def create_app(config: GatewayConfig) -> Sanic:
     """The gateway application for one worker process."""
     configure_logging(config.debug)
     app = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
-    proxy = Proxy(config)
+    activity = build_activity(config)
+    proxy = Proxy(config, auth=build_auth(config), activity=activity)
     status = DirectStatus(proxy)
-    app.blueprint(build_api(config, proxy, status.status, status.services))
+    api = ApiRoutes(config, proxy, status.status, status.services)
+    app.blueprint(api.blueprint())
+    mount = HubServerMount(config, proxy, api) if config.serves_main_port else None
+    main_port = config.main_port
 
     async def proxied(request: Request, path: str = "") -> HTTPResponse | None:
+        if mount is not None and request.conn_info.server_port == main_port:
+            return await mount.handle(request)
         return await proxy.handle(request)
 
     app.add_route(proxied, "/", methods=PROXY_METHODS, stream=True, name="proxy_root")
@@ -150,11 +177,15 @@ def create_app(config: GatewayConfig) -> Sanic:
     @app.before_server_start
     async def _open(_app: Sanic) -> None:
         proxy.start()
+        if activity is not None:
+            activity.start()
 
     @app.after_server_stop
     async def _close(_app: Sanic) -> None:
         proxy.stop()
-        await asyncio.sleep(0)
+        if activity is not None:
+            await activity.flush()
+            await activity.stop()
 
     app.ctx.proxy = proxy
     return app

@@ -20,6 +20,7 @@ import enum
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import unquote
 
 from sanic.request import Request
@@ -42,9 +43,20 @@ class Verdict:
     target: bytes | None = None  # request target without the token parameter
     drop_authorization: bool = False
     cookie: str | None = None  # Cookie header to forward instead of the client's (None: as sent)
+    token: str | None = None  # with REDIRECT: the credential the new cookie carries
 
 
 ALLOW = Verdict(Outcome.ALLOW)
+
+
+class Authorizer(Protocol):
+    """What the proxy needs of a credential check (TokenAuth, gateway.hubauth.HubTokenAuth)."""
+
+    def start(self) -> None: ...
+
+    async def authorize(self, request: Request, *, websocket: bool) -> Verdict: ...
+
+    def cookie_header(self, secure: bool, token: str | None = None) -> str: ...
 
 
 def split_token_param(raw_target: bytes) -> tuple[bytes, str | None]:
@@ -81,7 +93,10 @@ class TokenAuth:
     def _is_token(self, candidate: str) -> bool:
         return hmac.compare_digest(candidate.encode(), self._token)
 
-    def authorize(self, request: Request, *, websocket: bool) -> Verdict:
+    def start(self) -> None:
+        """Nothing to open: the token is in the configuration."""
+
+    async def authorize(self, request: Request, *, websocket: bool) -> Verdict:
         headers = request.headers
         raw_cookie = headers.get("cookie")
         cookie_ok = False
@@ -110,6 +125,6 @@ class TokenAuth:
         return Verdict(Outcome.INVALID if seen_bad or raw_cookie and cookie_out is not None
                        else Outcome.MISSING)
 
-    def cookie_header(self, secure: bool) -> str:
+    def cookie_header(self, secure: bool, token: str | None = None) -> str:
         flags = "; Secure" if secure else ""
         return f"{self.cookie_name}={self.cookie_value}; Path=/; HttpOnly; SameSite=Lax{flags}"

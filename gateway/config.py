@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import json
 import os
 import pwd
 import secrets
@@ -27,7 +28,60 @@ class AuthMode(enum.Enum):
     """Who may use what the gateway proxies."""
 
     TOKEN = "token"  # standalone: a shared secret, generated and printed when not given
+    HUB = "hub"  # under JupyterHub: hub tokens with access to this server (gateway.hubauth)
     NONE = "none"  # explicitly open (behind another authenticating proxy, or benchmarks)
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    """What JupyterHub told this server about itself (Spawner.get_env)."""
+
+    api_url: str
+    api_token: str = field(repr=False)
+    client_id: str = ""
+    oauth_callback_url: str = ""
+    access_scopes: tuple[str, ...] = ()
+    prefix: str = "/"
+    server_name: str = ""
+    activity_url: str | None = None
+    activity_interval_s: float = 300.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], prefix: str, user: str) -> HubSettings | None:
+        token = _text(environ, "JUPYTERHUB_API_TOKEN", "")
+        if not token:
+            return None
+        api_url = _text(environ, "JUPYTERHUB_API_URL", "")
+        if not api_url:
+            raise ConfigError("JUPYTERHUB_API_URL", api_url,
+                              "Required when JUPYTERHUB_API_TOKEN is set.")
+        raw_scopes = (environ.get("JUPYTERHUB_OAUTH_ACCESS_SCOPES")
+                      or environ.get("JUPYTERHUB_OAUTH_SCOPES") or "")
+        server = _text(environ, "JUPYTERHUB_SERVER_NAME", "")
+        if raw_scopes.strip():
+            try:
+                scopes = json.loads(raw_scopes)
+            except ValueError:
+                raise ConfigError("JUPYTERHUB_OAUTH_ACCESS_SCOPES", raw_scopes,
+                                  "Not a JSON list of scopes.") from None
+            if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+                raise ConfigError("JUPYTERHUB_OAUTH_ACCESS_SCOPES", raw_scopes,
+                                  "Not a JSON list of scopes.")
+        else:  # what the hub grants a server's own users (jupyterhub roles.py)
+            scopes = [f"access:servers!server={user}/{server}", f"access:servers!user={user}"]
+        client_default = f"jupyterhub-user-{user}" + (f"-{server}" if server else "")
+        return cls(
+            api_url=api_url.rstrip("/"),
+            api_token=token,
+            client_id=_text(environ, "JUPYTERHUB_CLIENT_ID", client_default),
+            oauth_callback_url=_text(environ, "JUPYTERHUB_OAUTH_CALLBACK_URL",
+                                     f"{prefix}oauth_callback"),
+            access_scopes=tuple(scopes),
+            prefix=prefix,
+            server_name=server,
+            activity_url=_text(environ, "JUPYTERHUB_ACTIVITY_URL", "") or None,
+            activity_interval_s=_positive_float(environ, "JUPYTERHUB_ACTIVITY_INTERVAL", 300.0),
+        )
 
 
 def _text(environ: Mapping[str, str], key: str, default: str) -> str:
@@ -58,6 +112,13 @@ def _bool(environ: Mapping[str, str], key: str, default: bool) -> bool:
     if lowered in ("false", "0"):
         return False
     raise ConfigError(key, raw, "Use true, false, 1 or 0.")
+
+
+def _choice(environ: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _text(environ, key, default).lower()
+    if value not in allowed:
+        raise ConfigError(key, value, f"Use one of: {', '.join(allowed)}.")
+    return value
 
 
 def _port(environ: Mapping[str, str], key: str, default: int) -> int:
@@ -100,7 +161,7 @@ class GatewayConfig:
     waiide_port: int = 8080
     waiide_socket: str | None = None
     auth: AuthMode = AuthMode.TOKEN
-    token: str = ""
+    token: str = field(default="", repr=False)
     token_generated: bool = False
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 300.0
@@ -108,10 +169,11 @@ class GatewayConfig:
     ws_ping_interval_s: float = 30.0
     max_body_bytes: int = 0
     upstream_pool_size: int = 64
+    ws_compression: str = "passthrough"
     debug: bool = False
     user: str = field(default_factory=_local_user)
     service_prefix: str = "/"
-    hub_api_url: str | None = None
+    hub: HubSettings | None = None
     all_components: bool = True
     main_port: int = 8090
 
@@ -125,7 +187,12 @@ class GatewayConfig:
 
     @property
     def under_hub(self) -> bool:
-        return self.hub_api_url is not None
+        return self.hub is not None
+
+    @property
+    def serves_main_port(self) -> bool:
+        """Lightweight mode: the gateway is also the single-user endpoint on PORT."""
+        return not self.all_components
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
@@ -137,20 +204,33 @@ class GatewayConfig:
         socket_path = _text(environ, "WAIIDE_SOCKET", "") or None
         if socket_path is not None and not os.path.isabs(socket_path):
             raise ConfigError("WAIIDE_SOCKET", socket_path, "Use an absolute path.")
-        auth_raw = _text(environ, "GATEWAY_AUTH", "token").lower()
-        try:
-            auth = AuthMode(auth_raw)
-        except ValueError:
-            raise ConfigError("GATEWAY_AUTH", auth_raw, "Use token or none.") from None
-        token = _text(environ, "GATEWAY_TOKEN", "")
-        generated = auth is AuthMode.TOKEN and not token
-        if generated:
-            token = secrets.token_urlsafe(24)
         prefix = _text(environ, "JUPYTERHUB_SERVICE_PREFIX", "/") or "/"
         if not prefix.startswith("/"):
             raise ConfigError("JUPYTERHUB_SERVICE_PREFIX", prefix, "Must start with '/'.")
         if not prefix.endswith("/"):
             prefix += "/"
+        user = _text(environ, "JUPYTERHUB_USER", "") or _local_user()
+        hub = HubSettings.from_env(environ, prefix, user)
+        auth_raw = _text(environ, "GATEWAY_AUTH", "auto").lower()
+        if auth_raw == "auto":
+            auth = AuthMode.HUB if hub is not None else AuthMode.TOKEN
+        else:
+            try:
+                auth = AuthMode(auth_raw)
+            except ValueError:
+                raise ConfigError("GATEWAY_AUTH", auth_raw,
+                                  "Use auto, token, hub or none.") from None
+        if auth is AuthMode.HUB and hub is None:
+            raise ConfigError("GATEWAY_AUTH", auth_raw, "Hub auth needs JUPYTERHUB_API_TOKEN.")
+        compression = _choice(environ, "GATEWAY_WS_COMPRESSION", "auto",
+                              ("auto", "passthrough", "off"))
+        if compression == "auto":
+            reports_activity = hub is not None and hub.activity_url is not None
+            compression = "off" if reports_activity else "passthrough"
+        token = _text(environ, "GATEWAY_TOKEN", "")
+        generated = auth is AuthMode.TOKEN and not token
+        if generated:
+            token = secrets.token_urlsafe(24)
         return cls(
             host=_text(environ, "HOST", "0.0.0.0"),
             port=_port(environ, "API_SERVER_PORT", 8091),
@@ -171,10 +251,11 @@ class GatewayConfig:
                                  "byte count (0 = unlimited)", lambda n: n >= 0),
             upstream_pool_size=_cast(environ, "GATEWAY_UPSTREAM_POOL_SIZE", 64, int,
                                      "connection count (0-4096)", lambda n: 0 <= n <= 4096),
+            ws_compression=compression,
             debug=_bool(environ, "DEBUG", False),
-            user=_text(environ, "JUPYTERHUB_USER", "") or _local_user(),
+            user=user,
             service_prefix=prefix,
-            hub_api_url=_text(environ, "JUPYTERHUB_API_URL", "") or None,
+            hub=hub,
             all_components=_bool(environ, "USE_ALL_COMPONENTS", True),
             main_port=_port(environ, "PORT", 8090),
         )

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Literal
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -106,7 +106,7 @@ def mark_process_dead(pid: int, multiproc_dir: str | Path | None) -> None:
     it itself). A no-op without a multiprocess directory.
     """
     if multiproc_dir is not None:
-        multiprocess.mark_process_dead(pid, str(multiproc_dir))
+        multiprocess.mark_process_dead(pid, str(multiproc_dir))  # type: ignore[no-untyped-call]
 
 
 class GatewayMetricsError(Exception):
@@ -233,13 +233,15 @@ class GatewayMetrics:
         """The text exposition of everything, and its content type. Blocking: use an executor."""
         registry = CollectorRegistry(support_collectors_without_names=True)
         if self.multiproc_dir is not None:
-            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)
+            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self._registry))
         registry.register(_BuildInfo(self._version))
         if self._status_reader is not None:
             registry.register(StatusCollector(self._status_reader))
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        # All our names are legacy-safe, so the body is valid text format 0.0.4, the version
+        # every Prometheus understands (the client's "latest" label, 1.0.0, only adds UTF-8 names).
+        return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
 class _Forward(Collector):

@@ -59,9 +59,14 @@ def error_body(status: int, detail: str, *, accept: str, upstream: str | None = 
     return json.dumps(payload).encode(), "application/json"
 
 
-def login_page(*, failed: bool) -> bytes:
+def login_page(*, failed: bool, hub: bool = False) -> bytes:
     """The page a browser without a valid token sees (token auth, as Jupyter's login page)."""
     note = "<p><b>That token is not valid.</b></p>" if failed else ""
+    if hub:
+        body = (f"{note}<p>This IDE belongs to a JupyterHub server. Open it through the hub, or "
+                "add <code>?token=</code> with a hub API token that has access to this server "
+                "(create one on the hub's Token page).</p>")
+        return _page(_TITLES[401], body)
     body = (f"{note}<p>This IDE is protected by a token. It was printed when the server started "
             "(look for <code>?token=</code> in the log), or ask whoever runs it.</p>"
             "<form method='get'><input name='token' type='password' autocomplete='off' "

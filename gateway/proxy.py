@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import httptools
 from sanic.compat import Header
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from gateway.auth import Outcome, TokenAuth, Verdict
-from gateway.config import AuthMode, GatewayConfig
+from gateway.activity import ActivityReporter, is_user_message
+from gateway.auth import ALLOW, Authorizer, Outcome, Verdict
+from gateway.config import GatewayConfig
 from gateway.errors import UpstreamConnectError, UpstreamError
 from gateway.headers import request_head, response_headers
 from gateway.pages import error_body, login_page, wants_html
 from gateway.upstream import UpstreamConnection, UpstreamPool
+from gateway.websocket import proxy_websocket
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,16 @@ def origin_form(raw_target: bytes) -> bytes | None:
         path = url.path or b"/"
         return path + b"?" + url.query if url.query else path
     return None
+
+
+def strip_prefix(target: bytes, prefix: str | None) -> bytes | None:
+    """`target` with the public `prefix` removed (None if it is not under it)."""
+    if not prefix:
+        return origin_form(target)
+    raw = prefix.encode()
+    if not target.startswith(raw):
+        return None
+    return target[len(raw):] or b"/"
 
 
 def error_response(request: Request, status: int, detail: str, *, upstream: str | None = None,
@@ -72,10 +85,15 @@ class PassthroughResponse(HTTPResponse):
 class Proxy:
     """The proxy of one gateway worker (its upstream pool lives in that worker's event loop)."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, *, auth: Authorizer | None = None,
+                 activity: ActivityReporter | None = None) -> None:
         self.config = config
-        self.auth = TokenAuth(config.token, config.port) if config.auth is AuthMode.TOKEN else None
+        self.auth = auth
+        self.activity = activity
         self.pool: UpstreamPool | None = None
+        # Compressed WebSocket messages cannot be told apart (keepalive or user input), so when
+        # activity is reported the gateway declines permessage-deflate (see gateway.activity).
+        self.strip_ws_extensions = config.ws_compression == "off"
 
     def start(self) -> None:
         """Open per-worker resources; called from `before_server_start`."""
@@ -84,34 +102,51 @@ class Proxy:
                                  unix_socket=cfg.waiide_socket, label=cfg.upstream_label,
                                  connect_timeout_s=cfg.connect_timeout_s,
                                  max_idle=cfg.upstream_pool_size)
+        if self.auth is not None:
+            self.auth.start()
 
     def stop(self) -> None:
         if self.pool is not None:
             self.pool.close()
 
     # -- entry ---------------------------------------------------------------------------------
-    async def handle(self, request: Request, path: str = "") -> HTTPResponse | None:
+    async def handle(self, request: Request) -> HTTPResponse | None:
+        """A request to the gateway port that is not one of the gateway's own routes."""
         target = origin_form(request.raw_url)
         if target is None or getattr(request, "bad_target", False):
             return error_response(request, 400, "The request target must be a path.")
+        return await self.forward(request, target)
+
+    async def forward(self, request: Request, target: bytes, *, prefix: str | None = None,
+                      login: Callable[[Request], HTTPResponse] | None = None,
+                      ) -> HTTPResponse | None:
+        """Authorize, then proxy `target` to WAIIDE (HTTP or WebSocket).
+
+        Args:
+            prefix: the public path prefix stripped from `target` (X-Forwarded-Prefix).
+            login: answers a browser that has no credential yet (the hub's OAuth redirect).
+        """
         if request.method == "CONNECT":
             return error_response(request, 405, "This gateway is not a forward proxy.")
         websocket = request.headers.get("upgrade", "").lower() == "websocket"
-        verdict = self._authorize(request, websocket)
+        verdict = await self.authorize(request, websocket)
         if verdict.outcome is not Outcome.ALLOW:
+            if login is not None and verdict.outcome is Outcome.MISSING and not websocket \
+                    and request.method == "GET" and wants_html(request.headers.get("accept", "")):
+                return login(request)
             return self.refuse(request, verdict)
         if verdict.target is not None:
-            target = origin_form(verdict.target) or target
+            target = strip_prefix(verdict.target, prefix) or target
+        if self.activity is not None:
+            self.activity.touch()
         if websocket:
-            from gateway.websocket import proxy_websocket  # noqa: PLC0415 - keeps import order simple
+            return await proxy_websocket(self, request, target, verdict, prefix)
+        return await self._proxy_http(request, target, verdict, prefix)
 
-            return await proxy_websocket(self, request, target, verdict)
-        return await self._proxy_http(request, target, verdict)
-
-    def _authorize(self, request: Request, websocket: bool) -> Verdict:
+    async def authorize(self, request: Request, websocket: bool) -> Verdict:
         if self.auth is None:
-            return Verdict(Outcome.ALLOW)
-        return self.auth.authorize(request, websocket=websocket)
+            return ALLOW
+        return await self.auth.authorize(request, websocket=websocket)
 
     def refuse(self, request: Request, verdict: Verdict) -> HTTPResponse:
         assert self.auth is not None
@@ -120,22 +155,30 @@ class Proxy:
             secure = request.headers.get("x-forwarded-proto", request.scheme) == "https"
             return HTTPResponse(status=302, content_type="text/plain; charset=utf-8", headers={
                 "Location": verdict.target.decode("latin-1"),
-                "Set-Cookie": self.auth.cookie_header(secure),
+                "Set-Cookie": self.auth.cookie_header(secure, verdict.token),
                 "Cache-Control": "no-store",
             })
         status = 401 if verdict.outcome is Outcome.MISSING else 403
         accept = request.headers.get("accept", "")
+        under_hub = self.config.under_hub
         if wants_html(accept) and request.method in ("GET", "HEAD"):
-            return HTTPResponse(login_page(failed=status == 403), status=status,
+            return HTTPResponse(login_page(failed=status == 403, hub=under_hub), status=status,
                                 content_type="text/html; charset=utf-8",
                                 headers={"Cache-Control": "no-store"})
-        detail = ("A token is required: Authorization: token <t>, or ?token=<t>."
-                  if status == 401 else "The token is not valid.")
+        if under_hub:
+            detail = ("A JupyterHub token with access to this server is required: "
+                      "Authorization: token <t>." if status == 401 else
+                      "This token does not grant access to this server.")
+        else:
+            detail = ("A token is required: Authorization: token <t>, or ?token=<t>."
+                      if status == 401 else "The token is not valid.")
         return error_response(request, status, detail)
 
-    # -- hooks for metrics and activity (gateway.app wires them) -------------------------------
+    # -- hooks for metrics and activity ----------------------------------------------------------
     def on_client_message(self, opcode: int, length: int, compressed: bool, first: int) -> None:
         """A WebSocket message from the client began (see FrameScanner)."""
+        if self.activity is not None and is_user_message(opcode, length, compressed, first):
+            self.activity.touch()
 
     def websocket_opened(self, tunnel: object) -> None:
         """A WebSocket tunnel started."""
@@ -145,16 +188,19 @@ class Proxy:
 
     # -- HTTP ----------------------------------------------------------------------------------
     def build_head(self, request: Request, target: bytes, verdict: Verdict, *,
-                   body_length: int | None, chunked: bool, websocket: bool = False) -> bytes:
+                   body_length: int | None, chunked: bool, websocket: bool = False,
+                   prefix: str | None = None) -> bytes:
         drop = frozenset({"authorization"}) if verdict.drop_authorization else frozenset()
+        if websocket and self.strip_ws_extensions:
+            drop = drop | {"sec-websocket-extensions"}
         return request_head(method=request.method, target=target, headers=request.headers.items(),
                             client_ip=request.ip, scheme="https" if request.scheme in (
                                 "https", "wss") else "http",
                             body_length=body_length, chunked=chunked, websocket=websocket,
-                            drop=drop, cookie=verdict.cookie)
+                            drop=drop, cookie=verdict.cookie, prefix=prefix)
 
-    async def _proxy_http(self, request: Request, target: bytes,
-                          verdict: Verdict) -> HTTPResponse | None:
+    async def _proxy_http(self, request: Request, target: bytes, verdict: Verdict,
+                          prefix: str | None) -> HTTPResponse | None:
         assert self.pool is not None
         stream = request.stream
         body_kind = stream.request_body if stream is not None else None
@@ -166,7 +212,8 @@ class Proxy:
         chunked = body_kind == "chunked"
         if length is None and not chunked and request.method not in _NO_BODY_METHODS:
             length = 0
-        head = self.build_head(request, target, verdict, body_length=length, chunked=chunked)
+        head = self.build_head(request, target, verdict, body_length=length, chunked=chunked,
+                               prefix=prefix)
         head_only = request.method == "HEAD"
         try:
             conn, upload = await self._send(request, head, head_only, body_kind, chunked)

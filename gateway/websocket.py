@@ -27,14 +27,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-async def proxy_websocket(proxy: Proxy, request: Request, target: bytes,
-                          verdict: Verdict) -> HTTPResponse | None:
+async def proxy_websocket(proxy: Proxy, request: Request, target: bytes, verdict: Verdict,
+                          prefix: str | None = None) -> HTTPResponse | None:
     """Handle one upgrade request; returns only when the WebSocket has closed."""
     pool = proxy.pool
     assert pool is not None
     cfg = proxy.config
     head_bytes = proxy.build_head(request, target, verdict, body_length=None, chunked=False,
-                                  websocket=True)
+                                  websocket=True, prefix=prefix)
     try:
         conn = await pool.connect()
     except UpstreamError as exc:

@@ -1,0 +1,124 @@
+"""Telling JupyterHub that the user is using the IDE through the gateway.
+
+Traffic straight to the gateway never passes the hub's proxy or jupyter-server, so without this the
+idle culler would stop a server someone is working in. Each worker keeps the time of the last *real*
+use and posts it to `JUPYTERHUB_ACTIVITY_URL` the way jupyterhub-singleuser does: every
+`JUPYTERHUB_ACTIVITY_INTERVAL` seconds (default 300, ±10 % jitter), only when it is newer than what
+was last sent, retrying with exponential backoff (1 s doubling, capped at 15 s) for up to 60 s.
+
+Real use is a proxied HTTP request, or a WebSocket message from the client that is not VS Code's
+own chatter. VS Code frames every message with a 13-byte header whose first byte is the type; an
+idle tab sends KeepAlive (9) and Ack (3) messages every few seconds, which must not keep a server
+alive forever. Health probes, metrics scrapes and WebSocket pings/pongs never count. Compressed
+messages cannot be read, so under a hub the gateway declines permessage-deflate by default
+(GATEWAY_WS_COMPRESSION=auto); if compression is forced on, compressed messages of at most
+`_CHATTER_MAX_COMPRESSED` bytes are taken for chatter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from datetime import datetime, timezone
+
+import aiohttp
+
+logger = logging.getLogger(__name__)
+
+VSCODE_HEADER_BYTES = 13
+VSCODE_ACK = 3
+VSCODE_KEEPALIVE = 9
+_CHATTER_TYPES = frozenset({VSCODE_ACK, VSCODE_KEEPALIVE})
+_CHATTER_MAX_COMPRESSED = 8
+_RETRY_FIRST_S = 1.0
+_RETRY_MAX_S = 15.0
+_RETRY_TOTAL_S = 60.0
+
+
+def is_user_message(opcode: int, length: int, compressed: bool, first: int) -> bool:
+    """Whether a client WebSocket message is someone using the IDE (see module docstring)."""
+    if compressed:
+        return length > _CHATTER_MAX_COMPRESSED
+    return not (length == VSCODE_HEADER_BYTES and first in _CHATTER_TYPES)
+
+
+def isoformat(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ActivityReporter:
+    """Last real use in this worker, and the loop that posts it to the hub."""
+
+    def __init__(self, *, url: str, token: str, server_name: str, interval_s: float) -> None:
+        self._url = url
+        self._token = token
+        self._server_name = server_name
+        self._interval_s = interval_s
+        self.last_activity = 0.0
+        self._last_sent = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def touch(self) -> None:
+        """Record real use now (cheap: called on the request path)."""
+        self.last_activity = time.time()
+
+    def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._session is not None:
+            await self._session.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_s * random.uniform(0.9, 1.1))
+            await self.flush()
+
+    async def flush(self) -> bool:
+        """Post the last activity if it is newer than what the hub has; True when posted."""
+        stamp = self.last_activity
+        if stamp <= self._last_sent:
+            return False
+        when = isoformat(stamp)
+        body = json.dumps({"servers": {self._server_name: {"last_activity": when}},
+                           "last_activity": when})
+        deadline = time.monotonic() + _RETRY_TOTAL_S
+        delay = _RETRY_FIRST_S
+        while True:
+            if await self._post(body):
+                self._last_sent = stamp
+                return True
+            if time.monotonic() + delay > deadline:
+                logger.warning("could not report activity to %s for %.0fs; giving up until the "
+                               "next interval", self._url, _RETRY_TOTAL_S)
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+
+    async def _post(self, body: str) -> bool:
+        assert self._session is not None
+        try:
+            async with self._session.post(self._url, data=body, headers={
+                    "Authorization": f"token {self._token}",
+                    "Content-Type": "application/json"}) as resp:
+                if resp.status < 400:
+                    return True
+                logger.warning("activity report to %s answered %d: %s", self._url,
+                               resp.status, (await resp.text())[:200])
+                # 4xx other than 429 will not heal by retrying within the minute, but the
+                # singleuser contract retries anyway; keep it the same.
+                return False
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            logger.warning("activity report to %s failed: %s", self._url, exc)
+            return False
