@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.auth import Outcome
 from gateway.config import GatewayConfig
 from gateway.pages import json_body
+from gateway.metrics import GatewayMetrics
 from gateway.proxy import Proxy, error_response
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
@@ -68,6 +69,7 @@ class ApiRoutes:
         self._status_source = status_source
         self._services_source = services_source
         self._started = time.time()
+        self.metrics: GatewayMetrics | None = None
         # Path under /api (or {prefix}api) -> (handler, needs the IDE's credential)
         self.by_name: dict[str, tuple[Handler, bool]] = {
             "": (self.overview, False), "healthz": (self.healthz, False),
@@ -76,6 +78,21 @@ class ApiRoutes:
         }
 
     async def dispatch(self, request: Request, name: str) -> HTTPResponse:
+        metrics = self.metrics
+        if metrics is None:
+            return await self._dispatch(request, name)
+        token = metrics.request_started("api")
+        status = 499
+        response = None
+        try:
+            response = await self._dispatch(request, name)
+            status = response.status
+            return response
+        finally:
+            metrics.request_finished(token, request.method, "api", status, 0,
+                                     len(response.body or b"") if response is not None else 0)
+
+    async def _dispatch(self, request: Request, name: str) -> HTTPResponse:
         entry = self.by_name.get(name)
         if entry is None:
             return error_response(request, 404, f"No API endpoint '{name}'.")

@@ -8,9 +8,10 @@ to WAIIDE (`gateway.proxy`). Per-worker resources (the upstream pool) open in
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from sanic import Sanic
@@ -22,16 +23,17 @@ from gateway.activity import ActivityReporter
 from gateway.api import ApiRoutes
 from gateway.auth import Authorizer, TokenAuth
 from gateway.config import AuthMode, GatewayConfig
-from gateway.errors import UpstreamError
 from gateway.hubauth import HubTokenAuth
 from gateway.mount import HubServerMount
+from gateway.metrics import GatewayMetrics, mark_process_dead
 from gateway.proxy import Proxy
+from gateway.status import services_response, status_response
+from monitor.record import RecordReader
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "waiide_hub_gateway"
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-_STATUS_CACHE_S = 1.0
 
 
 def configure_sanic(app: Sanic, config: GatewayConfig) -> None:
@@ -49,58 +51,27 @@ def configure_sanic(app: Sanic, config: GatewayConfig) -> None:
     c.MOTD = False
 
 
-class DirectStatus:
-    """/api/status from a direct check of WAIIDE, cached briefly per worker."""
+class RecordStatus:
+    """/api/status and /api/services from the monitor's shared-memory record (no I/O per read)."""
 
-    def __init__(self, proxy: Proxy) -> None:
-        self._proxy = proxy
-        self._cached: tuple[float, int, dict[str, Any]] | None = None
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+        self.reader: RecordReader | None = None
+
+    def start(self) -> None:
+        self.reader = RecordReader(self._path)
+
+    def stop(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
 
     async def status(self) -> tuple[int, dict[str, Any]]:
-        now = time.monotonic()
-        if self._cached is not None and now - self._cached[0] < _STATUS_CACHE_S:
-            return self._cached[1], self._cached[2]
-        state, detail = await self._probe()
-        payload = {
-            "status": "healthy" if state == "up" else "unhealthy",
-            "components": {"waiide": {"state": state, **detail}},
-            "checked_at": time.time(),
-        }
-        code = 200 if state == "up" else 503
-        self._cached = (now, code, payload)
-        return code, payload
+        assert self.reader is not None
+        return status_response(self.reader.read(), time.time())
 
     async def services(self) -> dict[str, Any]:
-        _, payload = await self.status()
-        return {"services": payload["components"]}
-
-    async def _probe(self) -> tuple[str, dict[str, Any]]:
-        pool = self._proxy.pool
-        assert pool is not None
-        started = time.monotonic()
-        conn = None
-        try:
-            conn = await pool.connect()
-            conn.start(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n",
-                       head_only=False)
-            head = await conn.read_head(5.0)
-            body = b""
-            while chunk := await conn.read_body(5.0):
-                body += chunk
-        except UpstreamError as exc:
-            return "down", {"reason": str(exc), "latency_s": time.monotonic() - started}
-        finally:
-            if conn is not None:
-                conn.close()
-        detail: dict[str, Any] = {"http_status": head.status,
-                                  "latency_s": round(time.monotonic() - started, 6)}
-        if head.status >= 500:
-            return "down", {**detail, "reason": f"HTTP {head.status}"}
-        try:
-            detail["liveness"] = json.loads(body).get("status")
-        except (ValueError, AttributeError):
-            pass
-        return "up", detail
+        assert self.reader is not None
+        return services_response(self.reader.read(), time.time())[1]
 
 
 class GatewayRequest(Request):
@@ -160,7 +131,7 @@ def create_app(config: GatewayConfig) -> Sanic:
     configure_sanic(app, config)
     activity = build_activity(config)
     proxy = Proxy(config, auth=build_auth(config), activity=activity)
-    status = DirectStatus(proxy)
+    status = RecordStatus(config.record_path)
     api = ApiRoutes(config, proxy, status.status, status.services)
     app.blueprint(api.blueprint())
     mount = HubServerMount(config, proxy, api) if config.serves_main_port else None
@@ -174,8 +145,22 @@ def create_app(config: GatewayConfig) -> Sanic:
     app.add_route(proxied, "/", methods=PROXY_METHODS, stream=True, name="proxy_root")
     app.add_route(proxied, "/<path:path>", methods=PROXY_METHODS, stream=True, name="proxy")
 
+    async def metrics_route(request: Request) -> HTTPResponse:
+        assert proxy.metrics is not None
+        # Merging every process's files is blocking file work: keep it off the event loop.
+        body, content_type = await asyncio.get_running_loop().run_in_executor(
+            None, proxy.metrics.render)
+        return HTTPResponse(body, content_type=content_type, headers={"Cache-Control": "no-store"})
+
+    app.add_route(metrics_route, "/metrics", methods=["GET"], name="metrics")
+
     @app.before_server_start
     async def _open(_app: Sanic) -> None:
+        status.start()
+        # Created here, after the worker was spawned, so samples land in this worker's files.
+        metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader)
+        proxy.metrics = metrics
+        api.metrics = metrics
         proxy.start()
         if activity is not None:
             activity.start()
@@ -183,9 +168,11 @@ def create_app(config: GatewayConfig) -> Sanic:
     @app.after_server_stop
     async def _close(_app: Sanic) -> None:
         proxy.stop()
+        status.stop()
         if activity is not None:
             await activity.flush()
             await activity.stop()
+        mark_process_dead(os.getpid(), config.multiproc_dir)
 
     app.ctx.proxy = proxy
     return app

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gateway.errors import ConfigError
+from monitor.record import default_record_path
 
 T = TypeVar("T")
 
@@ -121,6 +122,18 @@ def _choice(environ: Mapping[str, str], key: str, default: str, allowed: tuple[s
     return value
 
 
+def _multiproc_dir(environ: Mapping[str, str]) -> str | None:
+    # prometheus_client switches on the variable's presence: set but empty would write metric
+    # files into the working directory, so an empty value is an error, not "off".
+    if "PROMETHEUS_MULTIPROC_DIR" not in environ:
+        return None
+    value = environ["PROMETHEUS_MULTIPROC_DIR"].strip()
+    if not value or not os.path.isdir(value):
+        raise ConfigError("PROMETHEUS_MULTIPROC_DIR", value,
+                          "Must be an existing directory (or leave it unset).")
+    return value
+
+
 def _port(environ: Mapping[str, str], key: str, default: int) -> int:
     return _cast(environ, key, default, int, "TCP port (1-65535)", lambda p: 0 < p < 65536)
 
@@ -169,6 +182,8 @@ class GatewayConfig:
     ws_ping_interval_s: float = 30.0
     max_body_bytes: int = 0
     upstream_pool_size: int = 64
+    multiproc_dir: str | None = None
+    record_path: str = ""
     ws_compression: str = "passthrough"
     debug: bool = False
     user: str = field(default_factory=_local_user)
@@ -252,6 +267,8 @@ class GatewayConfig:
             upstream_pool_size=_cast(environ, "GATEWAY_UPSTREAM_POOL_SIZE", 64, int,
                                      "connection count (0-4096)", lambda n: 0 <= n <= 4096),
             ws_compression=compression,
+            multiproc_dir=_multiproc_dir(environ),
+            record_path=str(default_record_path(environ)),
             debug=_bool(environ, "DEBUG", False),
             user=user,
             service_prefix=prefix,

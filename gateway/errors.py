@@ -3,7 +3,8 @@
     GatewayError
      ├─ ConfigError              a bad setting; stops the start (exit code STARTUP_FAILURE)
      └─ UpstreamError            WAIIDE could not answer a proxied request
-         ├─ UpstreamConnectError     refused, socket missing, reset before the response  -> 502
+         ├─ UpstreamConnectError     refused, or the socket is missing                   -> 502
+         │   └─ UpstreamReset            dropped mid-exchange (before the head: 502)
          ├─ UpstreamProtocolError    WAIIDE answered with something that is not HTTP/1.x  -> 502
          └─ UpstreamTimeout          no connection or no response head within the deadline -> 504
 
@@ -43,10 +44,16 @@ class UpstreamConnectError(UpstreamError):
     """No connection to WAIIDE, or it dropped before answering."""
 
 
+class UpstreamReset(UpstreamConnectError):
+    """WAIIDE dropped an established connection before the response was complete."""
+
+    kind = "reset"
+
+
 class UpstreamProtocolError(UpstreamError):
     """WAIIDE's bytes were not a valid HTTP/1.x response."""
 
-    kind = "protocol_error"
+    kind = "reset"
 
 
 class UpstreamTimeout(UpstreamError):

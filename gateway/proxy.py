@@ -29,7 +29,9 @@ from gateway.auth import ALLOW, Authorizer, Outcome, Verdict
 from gateway.config import GatewayConfig
 from gateway.errors import UpstreamConnectError, UpstreamError
 from gateway.headers import request_head, response_headers
+from gateway.metrics import GatewayMetrics
 from gateway.pages import error_body, login_page, wants_html
+from gateway.tunnel import Tunnel
 from gateway.upstream import UpstreamConnection, UpstreamPool
 from gateway.websocket import proxy_websocket
 
@@ -82,6 +84,17 @@ class PassthroughResponse(HTTPResponse):
                 for name, value in self.headers.items())
 
 
+class Tally:
+    """What one proxied exchange did, for the metrics."""
+
+    __slots__ = ("status", "bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
 class Proxy:
     """The proxy of one gateway worker (its upstream pool lives in that worker's event loop)."""
 
@@ -91,6 +104,7 @@ class Proxy:
         self.auth = auth
         self.activity = activity
         self.pool: UpstreamPool | None = None
+        self.metrics: GatewayMetrics | None = None  # set per worker in gateway.app
         # Compressed WebSocket messages cannot be told apart (keepalive or user input), so when
         # activity is reported the gateway declines permessage-deflate (see gateway.activity).
         self.strip_ws_extensions = config.ws_compression == "off"
@@ -126,6 +140,27 @@ class Proxy:
             prefix: the public path prefix stripped from `target` (X-Forwarded-Prefix).
             login: answers a browser that has no credential yet (the hub's OAuth redirect).
         """
+        metrics = self.metrics
+        if metrics is None or request.headers.get("upgrade"):
+            return await self._forward(request, target, prefix, login, None)
+        tally = Tally()
+        token = metrics.request_started("proxy")
+        try:
+            response = await self._forward(request, target, prefix, login, tally)
+            if response is not None:
+                tally.status = response.status
+                tally.bytes_out += len(response.body or b"")
+            return response
+        except BaseException:
+            tally.status = tally.status or 499  # the client went away (nginx's convention)
+            raise
+        finally:
+            metrics.request_finished(token, request.method, "proxy", tally.status,
+                                     tally.bytes_in, tally.bytes_out)
+
+    async def _forward(self, request: Request, target: bytes, prefix: str | None,
+                       login: Callable[[Request], HTTPResponse] | None,
+                       tally: Tally | None) -> HTTPResponse | None:
         if request.method == "CONNECT":
             return error_response(request, 405, "This gateway is not a forward proxy.")
         websocket = request.headers.get("upgrade", "").lower() == "websocket"
@@ -141,7 +176,7 @@ class Proxy:
             self.activity.touch()
         if websocket:
             return await proxy_websocket(self, request, target, verdict, prefix)
-        return await self._proxy_http(request, target, verdict, prefix)
+        return await self._proxy_http(request, target, verdict, prefix, tally or Tally())
 
     async def authorize(self, request: Request, websocket: bool) -> Verdict:
         if self.auth is None:
@@ -180,11 +215,25 @@ class Proxy:
         if self.activity is not None and is_user_message(opcode, length, compressed, first):
             self.activity.touch()
 
-    def websocket_opened(self, tunnel: object) -> None:
+    def websocket_opened(self, tunnel: Tunnel) -> None:
         """A WebSocket tunnel started."""
+        if self.metrics is not None:
+            self.metrics.websocket_opened()
 
-    def websocket_closed(self, tunnel: object) -> None:
+    def websocket_progress(self, tunnel: Tunnel) -> None:
+        """Periodically and at the end: messages relayed since the last call."""
+        if self.metrics is not None:
+            new_in, new_out = tunnel.take_message_counts()
+            if new_in:
+                self.metrics.websocket_messages("in", new_in)
+            if new_out:
+                self.metrics.websocket_messages("out", new_out)
+
+    def websocket_closed(self, tunnel: Tunnel) -> None:
         """A WebSocket tunnel ended."""
+        if self.metrics is not None:
+            self.websocket_progress(tunnel)
+            self.metrics.websocket_closed()
 
     # -- HTTP ----------------------------------------------------------------------------------
     def build_head(self, request: Request, target: bytes, verdict: Verdict, *,
@@ -200,7 +249,7 @@ class Proxy:
                             drop=drop, cookie=verdict.cookie, prefix=prefix)
 
     async def _proxy_http(self, request: Request, target: bytes, verdict: Verdict,
-                          prefix: str | None) -> HTTPResponse | None:
+                          prefix: str | None, tally: Tally) -> HTTPResponse | None:
         assert self.pool is not None
         stream = request.stream
         body_kind = stream.request_body if stream is not None else None
@@ -216,11 +265,11 @@ class Proxy:
                                prefix=prefix)
         head_only = request.method == "HEAD"
         try:
-            conn, upload = await self._send(request, head, head_only, body_kind, chunked)
+            conn, upload = await self._send(request, head, head_only, body_kind, chunked, tally)
         except UpstreamError as exc:
             return self.upstream_failed(request, exc)
         try:
-            return await self.relay_response(request, conn, upload)
+            return await self.relay_response(request, conn, upload, tally)
         finally:
             if upload is not None and not upload.done():
                 upload.cancel()
@@ -228,7 +277,8 @@ class Proxy:
             self.pool.release(conn)
 
     async def _send(self, request: Request, head: bytes, head_only: bool, body_kind: object,
-                    chunked: bool) -> tuple[UpstreamConnection, asyncio.Task[None] | None]:
+                    chunked: bool, tally: Tally,
+                    ) -> tuple[UpstreamConnection, asyncio.Task[None] | None]:
         """Send the head (retrying once if a pooled socket turned out dead) and start the body."""
         assert self.pool is not None
         conn = await self.pool.acquire()
@@ -246,10 +296,12 @@ class Proxy:
                     conn = await self.pool.connect()
                     conn.start(head, head_only=head_only)
             return conn, None
-        upload = asyncio.get_running_loop().create_task(self._upload(request, conn, chunked))
+        upload = asyncio.get_running_loop().create_task(
+            self._upload(request, conn, chunked, tally))
         return conn, upload
 
-    async def _upload(self, request: Request, conn: UpstreamConnection, chunked: bool) -> None:
+    async def _upload(self, request: Request, conn: UpstreamConnection, chunked: bool,
+                      tally: Tally) -> None:
         """Stream the request body to WAIIDE as it arrives, with backpressure both ways."""
         limit = self.config.max_body_bytes
         sent = 0
@@ -260,6 +312,7 @@ class Proxy:
             if chunk is None:
                 break
             sent += len(chunk)
+            tally.bytes_in = sent
             if limit and sent > limit:
                 raise UpstreamConnectError(self.config.upstream_label, "request body too large")
             if chunked:
@@ -271,8 +324,10 @@ class Proxy:
             conn.write(b"0\r\n\r\n")
 
     async def relay_response(self, request: Request, conn: UpstreamConnection,
-                              upload: asyncio.Task[None] | None) -> HTTPResponse | None:
+                             upload: asyncio.Task[None] | None,
+                             tally: Tally | None = None) -> HTTPResponse | None:
         cfg = self.config
+        tally = tally or Tally()
         try:
             head = await self._await_head(conn, upload)
         except UpstreamError as exc:
@@ -286,13 +341,18 @@ class Proxy:
         if first == b"" or (first is not None and conn.read_ready() == b""):
             # The whole response is already here: one write for head and body.
             return PassthroughResponse(first or b"", status=head.status, headers=headers)
+        tally.status = head.status
         response = await request.respond(PassthroughResponse(status=head.status, headers=headers))
+        sent = 0
         if first:
+            sent = len(first)
             await response.send(first)
         while True:
+            tally.bytes_out = sent
             chunk = await conn.read_body(cfg.read_timeout_s)
             if not chunk:
                 break
+            sent += len(chunk)
             await response.send(chunk)
         # An upload still running here was answered early by WAIIDE; the caller cancels it and
         # Sanic drains or drops the rest of the client's body.
@@ -314,6 +374,8 @@ class Proxy:
         return await head_task
 
     def upstream_failed(self, request: Request, exc: UpstreamError) -> HTTPResponse:
+        if self.metrics is not None:
+            self.metrics.upstream_error(exc.kind)  # type: ignore[arg-type]
         logger.warning("%s %s -> %d: %s", request.method, request.path, exc.status, exc)
         hint = ("Is the IDE running? The supervisor restarts it; this page reloads itself."
                 if exc.status == 502 else None)

@@ -78,7 +78,7 @@ class Tunnel:
 
     def __init__(self, *, max_message_bytes: int, ping_interval_s: float,
                  on_client_message: MessageCallback | None = None,
-                 on_closed: Callable[[Tunnel], None] | None = None) -> None:
+                 on_progress: Callable[[Tunnel], None] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         self.client = _Side(self, "client", FrameScanner(
             masked=True, max_message_bytes=max_message_bytes, on_message=on_client_message))
@@ -89,7 +89,8 @@ class Tunnel:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._idle_since_ping = True
         self._done: asyncio.Future[None] = self._loop.create_future()
-        self._on_closed = on_closed
+        self._on_progress = on_progress
+        self._reported = (0, 0)
 
     def start(self, client: asyncio.Transport, upstream: asyncio.Transport,
               *, to_client: bytes = b"", to_upstream: bytes = b"") -> None:
@@ -125,6 +126,8 @@ class Tunnel:
         if self._idle_since_ping and self.upstream.scanner.at_boundary and client.transport:
             client.transport.write(PING_TO_CLIENT)
         self._idle_since_ping = True
+        if self._on_progress is not None:
+            self._on_progress(self)
         self._ping_timer = self._loop.call_later(self._ping_interval_s, self._keepalive)
 
     def fail(self, code: int, reason: str) -> None:
@@ -166,8 +169,12 @@ class Tunnel:
             self._ping_timer.cancel()
         if not self._done.done():
             self._done.set_result(None)
-            if self._on_closed is not None:
-                self._on_closed(self)
+
+    def take_message_counts(self) -> tuple[int, int]:
+        """Messages (from the client, to the client) since the last call."""
+        now = (self.client.scanner.messages, self.upstream.scanner.messages)
+        before, self._reported = self._reported, now
+        return now[0] - before[0], now[1] - before[1]
 
     async def wait_closed(self) -> None:
         await self._done

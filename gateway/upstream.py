@@ -28,6 +28,7 @@ from gateway.errors import (
     UpstreamConnectError,
     UpstreamError,
     UpstreamProtocolError,
+    UpstreamReset,
     UpstreamTimeout,
 )
 
@@ -130,7 +131,7 @@ class UpstreamConnection(asyncio.Protocol):
                 self._wake_body()
                 return
         reason = f"connection lost: {exc}" if exc else "connection closed by WAIIDE"
-        self._fail(UpstreamConnectError(self._label, reason))
+        self._fail(UpstreamReset(self._label, reason))
 
     def pause_writing(self) -> None:
         self._can_write.clear()

@@ -30,6 +30,31 @@ logger = logging.getLogger(__name__)
 async def proxy_websocket(proxy: Proxy, request: Request, target: bytes, verdict: Verdict,
                           prefix: str | None = None) -> HTTPResponse | None:
     """Handle one upgrade request; returns only when the WebSocket has closed."""
+    metrics = proxy.metrics
+    token = metrics.request_started("websocket") if metrics is not None else None
+    status = 499
+    tunnel: Tunnel | None = None
+    try:
+        response = await _upgrade(proxy, request, target, verdict, prefix)
+        if isinstance(response, Tunnel):
+            tunnel, response = response, None
+            status = 101
+            await _run(proxy, request, tunnel)
+        elif response is not None:
+            status = response.status
+        return response
+    finally:
+        if token is not None:
+            assert metrics is not None
+            bytes_in = tunnel.client.bytes_in if tunnel else 0
+            bytes_out = tunnel.upstream.bytes_in if tunnel else 0
+            metrics.request_finished(token, request.method, "websocket", status, bytes_in,
+                                     bytes_out)
+
+
+async def _upgrade(proxy: Proxy, request: Request, target: bytes, verdict: Verdict,
+                   prefix: str | None) -> HTTPResponse | Tunnel | None:
+    """WAIIDE's answer to the upgrade: a started tunnel after its 101, else its response."""
     pool = proxy.pool
     assert pool is not None
     cfg = proxy.config
@@ -61,9 +86,16 @@ async def proxy_websocket(proxy: Proxy, request: Request, target: bytes, verdict
     client_transport.write(raw_response_head(101, b"Switching Protocols", head.headers))
     tunnel = Tunnel(max_message_bytes=cfg.ws_max_message_bytes,
                     ping_interval_s=cfg.ws_ping_interval_s,
-                    on_client_message=proxy.on_client_message)
+                    on_client_message=proxy.on_client_message,
+                    on_progress=proxy.websocket_progress)
     tunnel.start(client_transport, upstream_transport,  # type: ignore[arg-type]
                  to_client=from_upstream, to_upstream=from_client)
+    return tunnel
+
+
+async def _run(proxy: Proxy, request: Request, tunnel: Tunnel) -> None:
+    """Relay until the WebSocket closes (or the worker stops)."""
+    sanic_protocol = request.protocol
     proxy.websocket_opened(tunnel)
     try:
         await tunnel.wait_closed()
@@ -78,4 +110,3 @@ async def proxy_websocket(proxy: Proxy, request: Request, target: bytes, verdict
         connections = getattr(sanic_protocol, "connections", None)
         if connections is not None:
             connections.discard(sanic_protocol)
-    return None

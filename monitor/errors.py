@@ -1,0 +1,37 @@
+"""The monitor's exceptions, so callers can tell a bad setting from a failed probe.
+
+MonitorError
+ ├─ ConfigError   a setting has a bad value; the message names the variable and the value
+ └─ ProbeError    one probe failed; `kind` is the metric label (connect_error, timeout, ...)
+
+The record's own errors (RecordError and subclasses) live in `monitor.record`, which is stdlib-only
+and imported by the gateway too.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ProbeFailureKind = Literal["connect_error", "timeout", "http_status", "protocol_error"]
+
+
+class MonitorError(Exception):
+    """Base class of the monitor's errors."""
+
+
+class ConfigError(MonitorError):
+    """A setting has a bad value (starlette style: "Config 'X' has value 'v'. Not a valid int.")."""
+
+    def __init__(self, key: str, value: str, problem: str) -> None:
+        super().__init__(f"Config '{key}' has value '{value}'. {problem}")
+        self.key = key
+        self.value = value
+
+
+class ProbeError(MonitorError):
+    """A probe got no usable answer; `kind` is a small closed set, safe as a metric label."""
+
+    def __init__(self, kind: ProbeFailureKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind: ProbeFailureKind = kind
+        self.reason = reason
