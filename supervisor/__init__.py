@@ -1,0 +1,22 @@
+"""The WAIIDE Hub supervisor: starts, readies, restarts and stops every component.
+
+Entry point: `python supervisor_main.py` (`supervisor_main.main`). Modules, one concept each:
+
+    config        SupervisorConfig.from_env: every variable the supervisor reads, validated
+    errors        exceptions and the named exit codes
+    spec          ChildSpec, ReadyCheck, RestartPolicy, LivenessPolicy (immutable descriptions)
+    components    the children in start order: argv, environment, readiness
+    jupyter       full mode's Jupyter child and its jupyter-server-proxy configuration
+    rundir        the temp run directory and the Prometheus multiprocess directory
+    process       ChildProcess: a real child in its own process group
+    probe         one HTTP readiness/liveness probe over TCP or a unix socket
+    relay         `[name] ` prefixed copying of each child's output
+    restart       backoff and flap detection
+    lifecycle     ChildState and the per-child record the loop keeps
+    supervisor    the loop: startup, keep_children_alive, signals, shutdown
+    status_file   the components file the monitor reads (MONITOR_COMPONENTS_FILE)
+    banner        the URLs printed once everything is ready
+    app           one run wired together
+
+It imports neither `gateway` nor `monitor`: it talks to them only through argv and environment.
+"""
