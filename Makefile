@@ -2,7 +2,7 @@
 .PHONY: run test setup-run setup-test bench
 
 run: setup-run
-	.venv/bin/python -m gateway
+	.venv/bin/python supervisor_main.py
 
 test: setup-test
 	.venv/bin/python -m pytest
