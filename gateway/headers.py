@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+Headers = list[tuple[bytes, bytes]]
+
 from gateway import __version__
 
 VIA = f"1.1 waiide-hub/{__version__}"
@@ -108,25 +110,34 @@ def request_head(*, method: str, target: bytes, headers: Iterable[tuple[str, str
     return b"".join(out)
 
 
-def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
-    """WAIIDE's response headers minus hop-by-hop fields, plus Via, for Sanic."""
+def response_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[Headers, bytes | None]:
+    """WAIIDE's response fields minus hop-by-hop ones, plus Via: (fields, Content-Length).
+
+    The fields stay the bytes WAIIDE sent (httptools already refused CR/LF in them), so nothing is
+    decoded and re-encoded per response. Content-Length comes back apart, because Sanic frames
+    the response from it.
+    """
     items = list(raw)
     listed: set[bytes] = set()
     for name, value in items:
         if name.lower() == b"connection":
             listed.update(t.strip().lower() for t in value.split(b","))
-    out = []
+    out: Headers = []
     via = None
+    length = None
     for name, value in items:
         lname = name.lower()
         if lname in _RESPONSE_HOP_BY_HOP or lname in listed:
             continue
+        if lname == b"content-length":
+            length = value
+            continue
         if lname == b"via":
             via = value if via is None else via + b", " + value
             continue
-        out.append((name.decode("latin-1"), value.decode("latin-1")))
-    out.append(("Via", (via + b", " + _VIA_BYTES if via else _VIA_BYTES).decode("latin-1")))
-    return out
+        out.append((name, value))
+    out.append((b"Via", via + b", " + _VIA_BYTES if via else _VIA_BYTES))
+    return out, length
 
 
 def raw_response_head(status: int, reason: bytes, raw: Iterable[tuple[bytes, bytes]]) -> bytes:

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Callable
 
 import httptools
-from sanic.compat import Header
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -28,7 +27,7 @@ from gateway.activity import ActivityReporter, is_user_message
 from gateway.auth import ALLOW, Authorizer, Outcome, Verdict
 from gateway.config import GatewayConfig
 from gateway.errors import UpstreamConnectError, UpstreamError
-from gateway.headers import request_head, response_headers
+from gateway.headers import Headers, request_head, response_headers
 from gateway.metrics import GatewayMetrics
 from gateway.pages import error_body, login_page, wants_html
 from gateway.tunnel import Tunnel
@@ -73,15 +72,27 @@ def error_response(request: Request, status: int, detail: str, *, upstream: str 
 
 
 class PassthroughResponse(HTTPResponse):
-    """A response whose headers are WAIIDE's: no Content-Type is invented when it sent none."""
+    """A response whose fields are WAIIDE's bytes, written as they came.
 
-    __slots__ = ()
+    `headers` holds only what Sanic itself reads and sets (Content-Length, and then its framing
+    and Connection fields); WAIIDE's other fields skip Sanic's decode, sanitize and encode, and no
+    Content-Type is invented when WAIIDE sent none.
+    """
+
+    __slots__ = ("raw_fields",)
+
+    def __init__(self, body: bytes | None = None, *, status: int, raw_fields: Headers,
+                 content_length: bytes | None) -> None:
+        super().__init__(body, status=status,
+                         headers=None if content_length is None else
+                         {"content-length": content_length.decode("latin-1")})
+        self.raw_fields = raw_fields
 
     @property
     def processed_headers(self):  # type: ignore[no-untyped-def,override]
-        return ((self._sanitize_header_value(name).encode("ascii"),
-                 self._sanitize_header_value(f"{value}").encode(errors="surrogateescape"))
-                for name, value in self.headers.items())
+        yield from self.raw_fields
+        for name, value in self.headers.items():
+            yield name.encode("latin-1"), f"{value}".encode("latin-1")
 
 
 class Tally:
@@ -336,13 +347,15 @@ class Proxy:
         raw_headers = head.headers
         if head.status in (204, 304):  # no body may follow; Sanic warns about a length field
             raw_headers = [(n, v) for n, v in raw_headers if n.lower() != b"content-length"]
-        headers = Header(response_headers(raw_headers))
+        fields, content_length = response_headers(raw_headers)
         first = conn.read_ready()
         if first == b"" or (first is not None and conn.read_ready() == b""):
             # The whole response is already here: one write for head and body.
-            return PassthroughResponse(first or b"", status=head.status, headers=headers)
+            return PassthroughResponse(first or b"", status=head.status, raw_fields=fields,
+                                       content_length=content_length)
         tally.status = head.status
-        response = await request.respond(PassthroughResponse(status=head.status, headers=headers))
+        response = await request.respond(PassthroughResponse(
+            status=head.status, raw_fields=fields, content_length=content_length))
         sent = 0
         if first:
             sent = len(first)

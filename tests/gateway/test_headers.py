@@ -46,10 +46,11 @@ def test_non_ascii_header_bytes_survive() -> None:
 
 
 def test_response_hop_by_hop_removed_set_cookie_kept() -> None:
-    out = response_headers([(b"Connection", b"x-a"), (b"X-A", b"1"), (b"Keep-Alive", b"5"),
-                            (b"Set-Cookie", b"a=1"), (b"Set-Cookie", b"b=2"),
-                            (b"Content-Length", b"10"), (b"Via", b"1.0 other")])
+    out, length = response_headers([(b"Connection", b"x-a"), (b"X-A", b"1"),
+                                    (b"Keep-Alive", b"5"), (b"Set-Cookie", b"a=1"),
+                                    (b"Set-Cookie", b"b=2"), (b"Content-Length", b"10"),
+                                    (b"Via", b"1.0 other")])
     names = [n for n, _ in out]
-    assert names.count("Set-Cookie") == 2 and "Content-Length" in names
-    assert "X-A" not in names and "Keep-Alive" not in names
-    assert ("Via", "1.0 other, 1.1 waiide-hub/0.1.0") in out
+    assert names.count(b"Set-Cookie") == 2 and length == b"10"
+    assert b"X-A" not in names and b"Keep-Alive" not in names
+    assert (b"Via", b"1.0 other, 1.1 waiide-hub/0.1.0") in out

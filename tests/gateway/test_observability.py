@@ -88,8 +88,13 @@ def test_gateway_and_monitor_side_by_side_share_the_record(
         report = json.loads(body)
         assert status == 200, report
         assert report["components"]["waiide"]["state"] == "up"
-        values = samples(gw)
-        assert values[("waiide_hub_component_up", (("component", "waiide"),))] == 1
+        # Each worker maps the record itself (a worker that found none retries within 1 s), and
+        # a scrape may land on either: poll until the series shows.
+        key = ("waiide_hub_component_up", (("component", "waiide"),))
+        deadline = time.monotonic() + 10
+        while key not in (values := samples(gw)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert values.get(key) == 1
     # The monitor is gone: after 3 intervals the record is stale and reads as unknown, not healthy.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
