@@ -42,7 +42,10 @@ methods or OTHER, so a client cannot blow up the series count.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import importlib.metadata
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +79,9 @@ OTHER_METHOD = "OTHER"
 # Proxied IDE requests range from sub-millisecond assets to minute-long streams.
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                       10.0, 30.0, 60.0, 300.0)
+
+# A sized file starts with its used-bytes counter (8 bytes); anything shorter is still being made.
+_MIN_FILE_BYTES = 8
 
 RequestToken = tuple[float, RouteClass]
 """Opaque: what `request_started` returns and `request_finished` takes (start time, class)."""
@@ -244,7 +250,7 @@ class GatewayMetrics:
         """The text exposition of everything, and its content type. Blocking: use an executor."""
         registry = CollectorRegistry(support_collectors_without_names=True)
         if self.multiproc_dir is not None:
-            multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
+            _SettledFilesCollector(registry, path=self.multiproc_dir)
         else:
             registry.register(_Forward(self._registry))
         registry.register(_BuildInfo(self._version))
@@ -253,6 +259,23 @@ class GatewayMetrics:
         # All our names are legacy-safe, so the body is valid text format 0.0.4, the version
         # every Prometheus understands (the client's "latest" label, 1.0.0, only adds UTF-8 names).
         return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
+
+
+class _SettledFilesCollector(multiprocess.MultiProcessCollector):
+    """MultiProcessCollector that skips files a starting process has created but not sized yet.
+
+    prometheus-client creates a process's file and only then grows it to its first size; a scrape
+    that globs in between reads an empty file and fails as a whole (client_python#347 family).
+    Such a file holds no samples yet, so leaving it out of this one scrape loses nothing.
+    """
+
+    def collect(self) -> Iterator[Metric]:  # type: ignore[override]
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            with contextlib.suppress(OSError):  # removed by mark_process_dead meanwhile
+                if os.path.getsize(path) >= _MIN_FILE_BYTES:
+                    files.append(path)
+        return self.merge(files, accumulate=True)  # type: ignore[no-any-return,no-untyped-call]
 
 
 class _Forward(Collector):

@@ -103,6 +103,7 @@ def gateway_spec(config: SupervisorConfig, env: Mapping[str, str]) -> ChildSpec:
         stop_timeout_s=config.stop_timeout_s,
         restart=config.restart,
         liveness=config.liveness,
+        term_leader_only=True,  # Sanic's main stops its workers and manager in order
     )
 
 

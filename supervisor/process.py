@@ -122,8 +122,14 @@ class ChildProcess:
         return http_probe(self.spec.ready, timeout_s)
 
     def terminate(self) -> None:
-        """SIGTERM to the group, remembering every descendant for `kill()`."""
+        """SIGTERM to the group (or the leader, see ChildSpec), remembering descendants for kill()."""
         self._remember_descendants()
+        if self.spec.term_leader_only:
+            popen = self._started()
+            if popen.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(popen.pid, signal.SIGTERM)
+            return
         self._signal_group(signal.SIGTERM)
 
     def kill(self) -> None:

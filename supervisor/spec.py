@@ -71,6 +71,9 @@ class ChildSpec:
         liveness: probes while running (None: only the process's own exit counts).
         hint: appended to the error when argv[0] cannot be executed.
         stale_sockets: unix socket files the child binds; removed before each start and at stop.
+        term_leader_only: SIGTERM goes to the leader alone, which stops its own children in order
+            (Sanic's main process: signalling its whole group kills its manager process first,
+            and the main then fails with a BrokenPipe traceback); SIGKILL still takes the group.
     """
 
     name: str
@@ -83,3 +86,4 @@ class ChildSpec:
     liveness: LivenessPolicy | None = None
     hint: str = ""
     stale_sockets: tuple[str, ...] = ()
+    term_leader_only: bool = False

@@ -72,7 +72,7 @@ def gateway_process(tmp: Path, upstream_port: int, env: Mapping[str, str] | None
     }
     full_env.update(env or {})
     with running([PYTHON, "-m", "gateway"], full_env, ready_url=f"http://127.0.0.1:{port}/api",
-                 log_path=log, cwd=ROOT) as proc:
+                 log_path=log, cwd=ROOT, term_leader_only=True) as proc:
         yield Server(port, proc.pid, log)
 
 

@@ -74,11 +74,18 @@ def wait_port(host: str, port: int, timeout_s: float = 30.0) -> None:
     raise TimeoutError(f"{host}:{port} did not accept connections within {timeout_s}s")
 
 
-def stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
-    """SIGTERM the process group of `proc`, wait, then SIGKILL it. Never by name."""
+def stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 10.0, *,
+               leader_only: bool = False) -> None:
+    """SIGTERM the process group of `proc` (or only its leader), wait, then SIGKILL the group.
+
+    Never by name. `leader_only` suits a leader that stops its own children in order (Sanic).
+    """
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            if leader_only:
+                os.kill(proc.pid, signal.SIGTERM)
+            else:
+                os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -94,7 +101,8 @@ def stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
 def running(argv: Sequence[str], env: Mapping[str, str] | None = None, *,
             ready_url: str | None = None, ready_timeout_s: float = 30.0,
             log_path: Path | None = None, cwd: Path | None = None,
-            stop_timeout_s: float = 10.0) -> Iterator[subprocess.Popen[bytes]]:
+            stop_timeout_s: float = 10.0,
+            term_leader_only: bool = False) -> Iterator[subprocess.Popen[bytes]]:
     """Start `argv` in a new session, wait for `ready_url` to answer, always stop the group."""
     full_env = dict(os.environ)
     if env:
@@ -111,7 +119,7 @@ def running(argv: Sequence[str], env: Mapping[str, str] | None = None, *,
                 raise RuntimeError(f"{argv!r} not ready: {exc}\n--- log tail ---\n{tail}") from exc
         yield proc
     finally:
-        stop_group(proc, stop_timeout_s)
+        stop_group(proc, stop_timeout_s, leader_only=term_leader_only)
         if log_path:
             out.close()  # type: ignore[union-attr]
 

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -303,3 +304,20 @@ def test_real_prometheus_scrapes_and_answers_promql(tmp_path: Path) -> None:
     finally:
         writer.close()
 
+
+
+def test_render_skips_a_file_a_starting_process_has_not_sized_yet(tmp_path: Path) -> None:
+    """A scrape racing a worker's start must not fail as a whole (seen as a 500 on /metrics)."""
+    script = (
+        "import os, sys\n"
+        "from gateway.metrics import GatewayMetrics\n"
+        "m = GatewayMetrics(multiproc_dir=sys.argv[1])\n"
+        "t = m.request_started('proxy'); m.request_finished(t, 'GET', 'proxy', 200, 0, 0)\n"
+        "open(os.path.join(sys.argv[1], 'counter_424242.db'), 'wb').close()\n"
+        "body, _ = m.render()\n"
+        "assert b'waiide_hub_http_requests_total{' in body, body[:300]\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, cwd=ROOT,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr.decode()
