@@ -142,6 +142,9 @@ def create_app(config: GatewayConfig) -> Sanic:
             return await mount.handle(request)
         return await proxy.handle(request)
 
+    # A WebSocket tunnel ends with no HTTP response to send; this attribute is how Sanic knows a
+    # handler may legitimately return None (it sets it on its own WebSocket handlers).
+    proxied.is_websocket = True  # type: ignore[attr-defined]
     app.add_route(proxied, "/", methods=PROXY_METHODS, stream=True, name="proxy_root")
     app.add_route(proxied, "/<path:path>", methods=PROXY_METHODS, stream=True, name="proxy")
 

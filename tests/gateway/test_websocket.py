@@ -73,6 +73,15 @@ async def test_close_code_and_reason_from_waiide_reach_client(gateway: Server) -
         assert ws.close_reason == "custom reason"
 
 
+async def test_a_closed_websocket_leaves_no_error_in_the_log(gateway: Server) -> None:
+    async with open_ws(gateway) as ws:
+        await ws.send("x")
+        assert await ws.recv() == "x"
+    await asyncio.sleep(0.3)
+    log = gateway.log_text()
+    assert "Invalid response type" not in log and "Traceback" not in log, log[-2000:]
+
+
 async def test_close_code_and_reason_from_client_reach_waiide(gateway: Server) -> None:
     async with open_ws(gateway) as ws:
         await ws.close(code=4002, reason="client done")
