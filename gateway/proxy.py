@@ -36,6 +36,7 @@ from gateway.websocket import proxy_websocket
 
 logger = logging.getLogger(__name__)
 
+_CUT_OFF_GRACE_S = 0.05
 _NO_BODY_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
 
 
@@ -362,7 +363,11 @@ class Proxy:
             await response.send(first)
         while True:
             tally.bytes_out = sent
-            chunk = await conn.read_body(cfg.read_timeout_s)
+            try:
+                chunk = await conn.read_body(cfg.read_timeout_s)
+            except UpstreamError as exc:
+                await self._cut_off(request, exc, sent)
+                raise
             if not chunk:
                 break
             sent += len(chunk)
@@ -385,6 +390,20 @@ class Proxy:
                 raise exc
             raise UpstreamConnectError(self.config.upstream_label, f"upload failed: {exc}")
         return await head_task
+
+    async def _cut_off(self, request: Request, exc: UpstreamError, sent: int) -> None:
+        """WAIIDE failed mid-body: cut the client off so the body cannot pass for complete.
+
+        Aborting the transport makes Sanic cancel this handler, which it treats as a lost client
+        and ends quietly; an exception raised after the head would instead log a traceback for
+        something the warning below already says.
+        """
+        if self.metrics is not None:
+            self.metrics.upstream_error(exc.kind)  # type: ignore[arg-type]
+        logger.warning("%s %s: WAIIDE failed after %d body bytes (%s); cutting the client off",
+                       request.method, request.path, sent, exc.cause)
+        request.transport.abort()
+        await asyncio.sleep(_CUT_OFF_GRACE_S)  # cancelled here once Sanic sees the abort
 
     def upstream_failed(self, request: Request, exc: UpstreamError) -> HTTPResponse:
         if self.metrics is not None:

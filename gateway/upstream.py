@@ -80,6 +80,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._body_waiter: asyncio.Future[None] | None = None
         self._complete = False
         self._interim = False
+        # Length-delimited bodies bypass the parser once the head is parsed (see data_received).
+        self._raw_left = -1
+        self._body_seen = 0
         self._upgrade_rest = b""
         self._error: UpstreamError | None = None
         self._closed = False
@@ -102,6 +105,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
+        if self._raw_left > 0:
+            self._raw_body(data)
+            return
         parser = self._parser
         if parser is None:  # bytes while idle: the upstream broke the protocol
             self._fail(UpstreamProtocolError(self._label, "unexpected bytes between responses"))
@@ -114,6 +120,28 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(self._label, f"invalid HTTP response: {exc}"))
             return
+        head = self._head
+        if head is not None and not self._complete and head.content_length is not None \
+                and not self._head_only and self._raw_left < 0:
+            # The rest of this body is plain bytes: hand on the socket's bytes objects as they
+            # are, instead of the copies httptools would slice out of them.
+            self._raw_left = head.content_length - self._body_seen
+            self._parser = None
+        if self._body_size > _READ_HIGH_WATER and not self._paused_reading and self.transport:
+            self._paused_reading = True
+            self.transport.pause_reading()
+
+    def _raw_body(self, data: bytes) -> None:
+        left = self._raw_left
+        if len(data) > left:
+            self._fail(UpstreamProtocolError(self._label, "more bytes than Content-Length"))
+            return
+        self._body.append(data)
+        self._body_size += len(data)
+        self._raw_left = left - len(data)
+        if not self._raw_left:
+            self._complete = True
+        self._wake_body()
         if self._body_size > _READ_HIGH_WATER and not self._paused_reading and self.transport:
             self._paused_reading = True
             self.transport.pause_reading()
@@ -164,6 +192,7 @@ class UpstreamConnection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         if self._head_only:
             return
+        self._body_seen += len(body)
         self._body.append(body)
         self._body_size += len(body)
         self._wake_body()
@@ -184,6 +213,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_only = head_only
         self._head = None
         self._complete = False
+        self._raw_left = -1
+        self._body_seen = 0
         self._error = None
         self.received_any = False
         self.transport.write(head)

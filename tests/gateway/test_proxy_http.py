@@ -230,6 +230,7 @@ def test_slow_waiide_gives_504(tight_gateway: Server) -> None:
 
 
 def test_waiide_dying_mid_body_is_not_passed_off_as_complete(gateway: Server) -> None:
+    start = len(gateway.log_text())
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
     conn.request("GET", "/die?size=1000000&after=5000")
     resp = conn.getresponse()
@@ -237,6 +238,9 @@ def test_waiide_dying_mid_body_is_not_passed_off_as_complete(gateway: Server) ->
     with pytest.raises(http.client.IncompleteRead):
         resp.read()
     conn.close()
+    time.sleep(0.3)
+    log = gateway.log_text()[start:]
+    assert "cutting the client off" in log and "Traceback" not in log, log
 
 
 def test_body_limit_gives_413(tight_gateway: Server) -> None:
