@@ -47,15 +47,17 @@ apt_install() {
 
 # ---- Python venv -----------------------------------------------------------------------------
 setup_venv() {
-    local stamp="$VENV/.waiide-hub-stamp" want
-    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    # $1: the extras to install ("" for running only; the image uses that).
+    local extras="$1" stamp="$VENV/.waiide-hub-stamp" want spec="$ROOT"
+    want="$(sha256sum < "$ROOT/pyproject.toml" | cut -d' ' -f1) extras=$extras"
+    [ -z "$extras" ] || spec="$ROOT[$extras]"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
     log "python: creating $VENV and installing the project"
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test,dev]"
+    "$VENV/bin/python" -m pip install -q -e "$spec"
     echo "$want" > "$stamp"
 }
 
@@ -115,12 +117,16 @@ WRAP
 
 case "$TARGET" in
     run)
-        setup_venv
+        # A venv already set up for the tests has everything running needs: keep it.
+        grep -q "extras=test,dev" "$VENV/.waiide-hub-stamp" 2>/dev/null \
+            && [ "$(cut -d' ' -f1 "$VENV/.waiide-hub-stamp")" = \
+                 "$(sha256sum < "$ROOT/pyproject.toml" | cut -d' ' -f1)" ] \
+            || setup_venv ""
         setup_code_server
         ;;
     test)
         apt_install prometheus chromium nginx wrk
-        setup_venv
+        setup_venv "test,dev"
         setup_npm_tools
         setup_code_server
         ;;
