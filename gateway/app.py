@@ -168,6 +168,10 @@ def create_app(config: GatewayConfig) -> Sanic:
         if activity is not None:
             activity.start()
 
+    @app.before_server_stop
+    async def _going_away(_app: Sanic) -> None:
+        proxy.going_away()
+
     @app.after_server_stop
     async def _close(_app: Sanic) -> None:
         proxy.stop()

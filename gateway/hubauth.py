@@ -21,11 +21,15 @@ import json
 import secrets
 from urllib.parse import urlencode
 
-from jupyterhub.services.auth import HubOAuth, check_scopes
+from typing import TYPE_CHECKING
+
 from sanic.request import Request
 
 from gateway.auth import Outcome, Verdict, split_token_param
 from gateway.config import GatewayConfig
+
+if TYPE_CHECKING:
+    from jupyterhub.services.auth import HubOAuth
 
 _STATE_MAX_AGE_S = 600
 
@@ -54,6 +58,10 @@ class HubTokenAuth:
 
     def start(self) -> None:
         """Create the HubAuth client inside the worker's event loop."""
+        # Imported here: jupyterhub pulls in its ORM (about a second per worker), which a
+        # standalone gateway never needs.
+        from jupyterhub.services.auth import HubOAuth
+
         hub = self._hub
         self.hub_auth = HubOAuth(api_token=hub.api_token, api_url=hub.api_url,
                                  oauth_client_id=hub.client_id,
@@ -95,6 +103,8 @@ class HubTokenAuth:
         model = await self.hub_auth.user_for_token(token, sync=False)
         if not model:
             return False
+        from jupyterhub.services.auth import check_scopes
+
         return bool(check_scopes(self._access_scopes, set(model.get("scopes", ()))))
 
     def cookie_header(self, secure: bool, token: str) -> str:

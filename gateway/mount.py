@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 
-import jupyterhub
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
@@ -78,9 +77,11 @@ class HubServerMount:
 
     def _version(self) -> HTTPResponse:
         # The hub's readiness check reads only the status and this header (jupyterhub _check_version).
+        from jupyterhub import __version__ as hub_version  # the package alone, not its ORM
+
         return HTTPResponse(json.dumps({"version": __version__}).encode(), status=200,
                             content_type="application/json",
-                            headers={"X-JupyterHub-Version": jupyterhub.__version__})
+                            headers={"X-JupyterHub-Version": hub_version})
 
     def _login(self, request: Request) -> HTTPResponse:
         if self._hub_auth is None:

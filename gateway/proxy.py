@@ -117,6 +117,7 @@ class Proxy:
         self.activity = activity
         self.pool: UpstreamPool | None = None
         self.metrics: GatewayMetrics | None = None  # set per worker in gateway.app
+        self.tunnels: set[Tunnel] = set()
         # Compressed WebSocket messages cannot be told apart (keepalive or user input), so when
         # activity is reported the gateway declines permessage-deflate (see gateway.activity).
         self.strip_ws_extensions = config.ws_compression == "off"
@@ -130,6 +131,13 @@ class Proxy:
                                  max_idle=cfg.upstream_pool_size)
         if self.auth is not None:
             self.auth.start()
+
+    def going_away(self) -> None:
+        """The worker is stopping: close every WebSocket with 1001 now, while the sockets still
+        flush (Sanic aborts whatever is left after its graceful timeout, which clients see as a
+        1006)."""
+        for tunnel in list(self.tunnels):
+            tunnel.shutdown()
 
     def stop(self) -> None:
         if self.pool is not None:
@@ -229,6 +237,7 @@ class Proxy:
 
     def websocket_opened(self, tunnel: Tunnel) -> None:
         """A WebSocket tunnel started."""
+        self.tunnels.add(tunnel)
         if self.metrics is not None:
             self.metrics.websocket_opened()
 
@@ -243,6 +252,7 @@ class Proxy:
 
     def websocket_closed(self, tunnel: Tunnel) -> None:
         """A WebSocket tunnel ended."""
+        self.tunnels.discard(tunnel)
         if self.metrics is not None:
             self.websocket_progress(tunnel)
             self.metrics.websocket_closed()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,16 @@ def gateway_process(tmp: Path, upstream_port: int, env: Mapping[str, str] | None
     full_env.update(env or {})
     with running([PYTHON, "-m", "gateway"], full_env, ready_url=f"http://127.0.0.1:{port}/api",
                  log_path=log, cwd=ROOT, term_leader_only=True) as proc:
-        yield Server(port, proc.pid, log)
+        server = Server(port, proc.pid, log)
+        # /api answers as soon as one worker is up; wait for all of them, so a test never races
+        # a worker that is still importing.
+        deadline = time.monotonic() + 60
+        while server.log_text().count("Worker ready") < workers:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not all {workers} gateway workers ready:\n"
+                                   f"{server.log_text()[-2000:]}")
+            time.sleep(0.05)
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -149,3 +149,29 @@ async def test_waiide_down_refuses_upgrade_with_502(session_tmp: object, dead_po
                 pass
         assert caught.value.response.status_code == 502
 
+
+
+async def test_stopping_the_gateway_says_going_away(session_tmp: object, upstream: Server) -> None:
+    """SIGTERM to the gateway (as the supervisor sends it): open WebSockets get 1001, no traceback.
+
+    VS Code reconnects by itself after a 1001; a torn connection (1006) would work too, but a
+    clean close is what a restart should look like in the client and in the logs.
+    """
+    import signal
+
+    from tests.conftest import gateway_process
+
+    with gateway_process(session_tmp, upstream.port) as gw:  # type: ignore[arg-type]
+        async with open_ws(gw) as ws:
+            await ws.send("x")
+            assert await ws.recv() == "x"
+            os.kill(gw.pid, signal.SIGTERM)
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 20)
+        assert ws.close_code == 1001
+        for _ in range(100):
+            if "Server Stopped" in gw.log_text():
+                break
+            await asyncio.sleep(0.1)
+        log = gw.log_text()
+        assert "Traceback" not in log, log[-3000:]
