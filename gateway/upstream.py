@@ -262,11 +262,19 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def read_body(self, idle_timeout_s: float) -> bytes:
         """The next piece of the body as it arrived; b'' at its end."""
+        chunks = await self.read_chunks(idle_timeout_s)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def read_chunks(self, idle_timeout_s: float) -> list[bytes]:
+        """Every body piece buffered now (waiting for at least one); [] at the body's end.
+
+        The pieces are the bytes objects the socket produced, uncopied, for a vectored write.
+        """
         while True:
             if self._body:
-                return self._take_body()
+                return self._take_chunks()
             if self._complete:
-                return b""
+                return []
             if self._error is not None:
                 raise self._error
             waiter: asyncio.Future[None] = self._loop.create_future()
@@ -280,14 +288,17 @@ class UpstreamConnection(asyncio.Protocol):
                 self._body_waiter = None
 
     def _take_body(self) -> bytes:
-        body = self._body
-        data = body.popleft() if len(body) == 1 else b"".join(body)
-        body.clear()
+        chunks = self._take_chunks()
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _take_chunks(self) -> list[bytes]:
+        chunks = list(self._body)
+        self._body.clear()
         self._body_size = 0
         if self._paused_reading and self.transport is not None:
             self._paused_reading = False
             self.transport.resume_reading()
-        return data
+        return chunks
 
     def _body_timed_out(self, waiter: asyncio.Future[None], timeout_s: float) -> None:
         if not waiter.done():
