@@ -44,9 +44,6 @@ def main() -> int:
     try:
         app.prepare(host=config.host, port=config.port, workers=config.workers,
                     access_log=config.debug, motd=False, debug=False)
-        if config.serves_main_port:  # lightweight mode: also the single-user endpoint on PORT
-            app.prepare(host=config.host, port=config.main_port, workers=config.workers,
-                        access_log=config.debug, motd=False, debug=False)
     except OSError as exc:
         print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return STARTUP_FAILURE

@@ -71,14 +71,17 @@ class ActivityReporter:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        """Idempotent: the posting loop ends and the HTTP session closes."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-        if self._session is not None:
-            await self._session.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def _run(self) -> None:
         while True:
@@ -107,7 +110,8 @@ class ActivityReporter:
             delay = min(delay * 2, _RETRY_MAX_S)
 
     async def _post(self, body: str) -> bool:
-        assert self._session is not None
+        if self._session is None:  # stopped
+            return False
         try:
             async with self._session.post(self._url, data=body, headers={
                     "Authorization": f"token {self._token}",

@@ -24,6 +24,7 @@ from gateway.api import ApiRoutes
 from gateway.auth import Authorizer, TokenAuth
 from gateway.config import AuthMode, GatewayConfig
 from gateway.hubauth import HubTokenAuth
+from gateway.mainport import MainPortListener
 from gateway.mount import HubServerMount
 from gateway.metrics import GatewayMetrics, mark_process_dead
 from gateway.proxy import Proxy
@@ -157,6 +158,9 @@ def create_app(config: GatewayConfig) -> Sanic:
 
     app.add_route(metrics_route, "/metrics", methods=["GET"], name="metrics")
 
+    main_listener = (MainPortListener(app, config.host, config.main_port)
+                     if config.serves_main_port else None)
+
     @app.before_server_start
     async def _open(_app: Sanic) -> None:
         status.start()
@@ -167,18 +171,22 @@ def create_app(config: GatewayConfig) -> Sanic:
         proxy.start()
         if activity is not None:
             activity.start()
+        if main_listener is not None:
+            await main_listener.start()
 
     @app.before_server_stop
     async def _going_away(_app: Sanic) -> None:
         proxy.going_away()
-
-    @app.after_server_stop
-    async def _close(_app: Sanic) -> None:
-        proxy.stop()
-        status.stop()
-        if activity is not None:
+        if main_listener is not None:
+            await main_listener.stop()
+        if activity is not None:  # the last use must reach the hub before the worker goes
             await activity.flush()
             await activity.stop()
+
+    @app.after_server_stop
+    def _close(_app: Sanic) -> None:
+        proxy.stop()
+        status.stop()
         mark_process_dead(os.getpid(), config.multiproc_dir)
 
     app.ctx.proxy = proxy

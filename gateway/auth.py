@@ -20,10 +20,13 @@ import enum
 import hashlib
 import hmac
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import unquote
 
 from sanic.request import Request
+
+from gateway.headers import INTERNAL_HEADER
 
 _COOKIE_CONTEXT = b"waiide-hub cookie v1"
 
@@ -80,6 +83,43 @@ def split_token_param(raw_target: bytes) -> tuple[bytes, str | None]:
 def _without_cookie(header: str, name: str) -> str:
     return "; ".join(p.strip() for p in header.split(";")
                      if p.strip() and p.split("=", 1)[0].strip() != name)
+
+
+def is_jupyter_credential(name: str) -> bool:
+    """Cookies that carry hub or Jupyter credentials (never for WAIIDE)."""
+    return name.startswith(("jupyterhub-", "username-")) or name == "_xsrf"
+
+
+def without_cookies(header: str | None, drop: Callable[[str], bool]) -> str | None:
+    """The Cookie header minus the cookies `drop` names; None when there was none."""
+    if header is None:
+        return None
+    return "; ".join(p.strip() for p in header.split(";")
+                     if p.strip() and not drop(p.split("=", 1)[0].strip()))
+
+
+class InternalHop:
+    """Requests from jupyter-server-proxy, which Jupyter has already authenticated.
+
+    In full mode Jupyter's proxy reaches WAIIDE through the gateway with a header carrying the
+    supervisor's secret (supervisor.jupyter). Such a request is let through, and everything
+    that authenticated it to Jupyter (Authorization, hub and Jupyter cookies, `?token=`) is
+    removed before WAIIDE sees it.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def check(self, request: Request) -> Verdict | None:
+        """ALLOW (cleaned) for a request carrying the secret; None for any other request."""
+        given = request.headers.get(INTERNAL_HEADER)
+        if given is None or not hmac.compare_digest(given.encode(), self._secret):
+            return None
+        target, token = split_token_param(request.raw_url)
+        return Verdict(Outcome.ALLOW, target=target if token is not None else None,
+                       drop_authorization=True,
+                       cookie=without_cookies(request.headers.get("cookie"),
+                                              is_jupyter_credential))
 
 
 class TokenAuth:

@@ -183,6 +183,7 @@ class GatewayConfig:
     max_body_bytes: int = 0
     upstream_pool_size: int = 64
     multiproc_dir: str | None = None
+    internal_secret: str = field(default="", repr=False)
     record_path: str = ""
     ws_compression: str = "passthrough"
     debug: bool = False
@@ -268,6 +269,7 @@ class GatewayConfig:
                                      "connection count (0-4096)", lambda n: 0 <= n <= 4096),
             ws_compression=compression,
             multiproc_dir=_multiproc_dir(environ),
+            internal_secret=_text(environ, "GATEWAY_INTERNAL_SECRET", ""),
             record_path=str(default_record_path(environ)),
             debug=_bool(environ, "DEBUG", False),
             user=user,

@@ -19,6 +19,7 @@ Headers = list[tuple[bytes, bytes]]
 from gateway import __version__
 
 VIA = f"1.1 waiide-hub/{__version__}"
+INTERNAL_HEADER = "x-waiide-hub-internal"
 _VIA_BYTES = VIA.encode()
 
 # RFC 9110 §7.6.1 plus the RFC 2616 list; `expect` because the gateway answers 100-continue itself.
@@ -26,6 +27,7 @@ REQUEST_HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
     "proxy-authorization", "proxy-authenticate", "trailer", "trailers", "expect",
     "content-length",  # re-set from the framing the gateway actually uses
+    INTERNAL_HEADER,  # the supervisor's secret between Jupyter's proxy and the gateway
 })
 _RESPONSE_HOP_BY_HOP = frozenset({
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"transfer-encoding", b"upgrade",

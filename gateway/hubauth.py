@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 
 from sanic.request import Request
 
-from gateway.auth import Outcome, Verdict, split_token_param
+from gateway.auth import (
+    Outcome,
+    Verdict,
+    is_jupyter_credential,
+    split_token_param,
+    without_cookies,
+)
 from gateway.config import GatewayConfig
 
 if TYPE_CHECKING:
@@ -70,12 +76,8 @@ class HubTokenAuth:
 
     # -- authorization -------------------------------------------------------------------------
     def _strip(self, header: str | None) -> str | None:
-        if not header:
-            return None
-        kept = [f"{n}={v}" for n, v in cookie_pairs(header)
-                if not (n.startswith("jupyterhub-") or n == self.cookie_name
-                        or n.startswith(self.state_cookie))]
-        return "; ".join(kept)
+        return without_cookies(header, lambda n: is_jupyter_credential(n)
+                               or n == self.cookie_name or n.startswith(self.state_cookie))
 
     async def authorize(self, request: Request, *, websocket: bool) -> Verdict:
         headers = request.headers

@@ -26,7 +26,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from gateway.activity import ActivityReporter, is_user_message
-from gateway.auth import ALLOW, Authorizer, Outcome, Verdict
+from gateway.auth import ALLOW, Authorizer, InternalHop, Outcome, Verdict
 from gateway.config import GatewayConfig
 from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamReset
 from gateway.headers import Headers, request_head, response_headers
@@ -134,6 +134,7 @@ class Proxy:
         self.pool: UpstreamPool | None = None
         self.metrics: GatewayMetrics | None = None  # set per worker in gateway.app
         self.tunnels: set[Tunnel] = set()
+        self.internal = InternalHop(config.internal_secret) if config.internal_secret else None
         # Compressed WebSocket messages cannot be told apart (keepalive or user input), so when
         # activity is reported the gateway declines permessage-deflate (see gateway.activity).
         self.strip_ws_extensions = config.ws_compression == "off"
@@ -215,6 +216,10 @@ class Proxy:
         return await self._proxy_http(request, target, verdict, prefix, tally or Tally())
 
     async def authorize(self, request: Request, websocket: bool) -> Verdict:
+        if self.internal is not None:
+            verdict = self.internal.check(request)
+            if verdict is not None:
+                return verdict
         if self.auth is None:
             return ALLOW
         return await self.auth.authorize(request, websocket=websocket)
@@ -383,10 +388,10 @@ class Proxy:
         tally.status = head.status
         response = await request.respond(PassthroughResponse(
             status=head.status, raw_fields=fields, content_length=content_length))
-        sent = 0
-        if first:
-            sent = len(first)
-            await response.send(first)
+        # Sanic writes the head with the first send; send it now even with no body bytes yet,
+        # because a length-delimited body then bypasses Sanic's send.
+        sent = len(first) if first else 0
+        await response.send(first or b"")
         tally.bytes_out = sent
         if head.content_length is not None and request.method != "HEAD":
             await self._pump_length_delimited(request, conn, head.content_length - sent, tally)

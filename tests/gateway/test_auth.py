@@ -90,3 +90,24 @@ async def test_websocket_needs_the_token(token_gateway: Server) -> None:
                        additional_headers={"Authorization": f"token {TEST_TOKEN}"}) as ws:
         await ws.send("info")
         assert "subprotocol" in json.loads(await ws.recv())
+
+
+def test_jupyter_proxy_hop_is_admitted_and_cleaned(session_tmp: object, upstream: Server) -> None:
+    """Full mode: Jupyter's proxy reaches WAIIDE through the gateway with the supervisor's secret;
+    Jupyter's and the hub's credentials, and the secret itself, stop at the gateway."""
+    from tests.conftest import gateway_process
+
+    secret = "s" * 43
+    env = {"GATEWAY_AUTH": "token", "GATEWAY_TOKEN": TEST_TOKEN, "GATEWAY_INTERNAL_SECRET": secret}
+    with gateway_process(session_tmp, upstream.port, env) as gw:  # type: ignore[arg-type]
+        resp, body = get(gw, "/echo?x=1&token=jupyter-token", {
+            "X-Waiide-Hub-Internal": secret, "Authorization": "token hub-token",
+            "Cookie": "jupyterhub-user-alice-waiide=signed; _xsrf=x; ide-cookie=keep; "
+                      "username-127-0-0-1-8090=jupyter"})
+        assert resp.status == 200
+        echoed = json.loads(body)
+        names = {k.lower() for k, _ in echoed["headers"]}
+        assert "authorization" not in names and "x-waiide-hub-internal" not in names
+        assert [v for k, v in echoed["headers"] if k.lower() == "cookie"] == ["ide-cookie=keep"]
+        assert echoed["raw_path"] == "/echo?x=1"
+        assert get(gw, "/echo", {"X-Waiide-Hub-Internal": "wrong"})[0].status == 401

@@ -256,3 +256,21 @@ def test_unix_socket_upstream(session_tmp: Any, tmp_path: Any) -> None:
     with fake_waiide(tmp_path, socket_path=sock), \
             gateway_process(tmp_path, free_port(), {"WAIIDE_SOCKET": sock}) as gw:
         assert echo(gw, "/via/unix%2Fsocket")["raw_path"] == "/via/unix%2Fsocket"
+
+
+def test_head_is_written_when_the_body_comes_later(gateway: Server) -> None:
+    """A length-delimited body that arrives after the head (here 1 s later) still gets the head
+    first: the raw bytes must start with the status line."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(b"GET /late-body?delay=0.5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert data.endswith(b"\r\n\r\nlater")
+    for i in range(5):
+        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+        conn.request("GET", f"/huge?size={100_000 + i}&cl=1")
+        resp = conn.getresponse()
+        assert resp.status == 200 and len(resp.read()) == 100_000 + i
+        conn.close()

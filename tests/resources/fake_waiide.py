@@ -7,6 +7,7 @@ Routes (anything unknown is echoed):
   /huge?size=N[&cl=1]   N deterministic bytes, streamed (chunked, or with Content-Length)
   /drip?n=K&delay=S     K chunks, S seconds apart
   /slow?delay=S         waits S seconds before answering
+  /late-body?delay=S    head with Content-Length at once, the 5-byte body S seconds later
   /die?size=N&after=M   promises N bytes, sends M, then drops the connection
   /upload               consumes the body: {"bytes": n, "sha256": hex}
   /redirect             302 to /elsewhere?x=1 (relative Location, must pass unchanged)
@@ -96,6 +97,17 @@ async def drip(request: web.Request) -> web.StreamResponse:
         await resp.write(f"chunk {i}\n".encode())
         if i < n - 1:
             await asyncio.sleep(delay)
+    await resp.write_eof()
+    return resp
+
+
+async def late_body(request: web.Request) -> web.StreamResponse:
+    """Head (with Content-Length) first, the body after a pause."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    resp.content_length = 5
+    await resp.prepare(request)
+    await asyncio.sleep(float(request.query.get("delay", "0.5")))
+    await resp.write(b"later")
     await resp.write_eof()
     return resp
 
@@ -194,6 +206,7 @@ def make_app() -> web.Application:
     app.router.add_get("/huge", huge)
     app.router.add_get("/drip", drip)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/late-body", late_body)
     app.router.add_get("/die", die)
     app.router.add_post("/upload", upload)
     app.router.add_put("/upload", upload)

@@ -1,0 +1,61 @@
+"""Lightweight mode's second listener: each worker also serves PORT, with Sanic's own protocol.
+
+Why not a second `app.prepare(port=PORT)`: Sanic 25.12 runs a second listener as a task whose
+shutdown happens after the event loop has stopped; a worker then either spins forever waiting for
+tasks that cannot run, or loses keep-alive connections with "Event loop is closed" tracebacks (both
+seen under a real hub). Here every worker binds PORT itself with SO_REUSEPORT (the kernel spreads
+connections over the workers), serves it with Sanic's HttpProtocol, and closes it in
+`before_server_stop`, while the loop still runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from functools import partial
+
+from sanic import Sanic
+from sanic.models.server_types import Signal
+from sanic.server.protocols.http_protocol import HttpProtocol
+
+_CLOSE_GRACE_S = 2.0
+
+
+class MainPortListener:
+    """PORT in one worker: open in before_server_start, close in before_server_stop."""
+
+    def __init__(self, app: Sanic, host: str, port: int) -> None:
+        self._app = app
+        self._host = host
+        self._port = port
+        self._server: asyncio.AbstractServer | None = None
+        self._connections: set[HttpProtocol] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((self._host, self._port))
+        sock.listen(1024)
+        factory = partial(HttpProtocol, loop=loop, app=self._app, signal=Signal(),
+                          connections=self._connections, state={})
+        self._server = await loop.create_server(factory, sock=sock)
+
+    async def stop(self) -> None:
+        """Stop accepting, let idle keep-alive connections go, then the rest within a grace."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.close()
+        deadline = asyncio.get_running_loop().time() + _CLOSE_GRACE_S
+        while self._connections and asyncio.get_running_loop().time() < deadline:
+            for conn in list(self._connections):
+                conn.close_if_idle()
+            await asyncio.sleep(0.05)
+        for conn in list(self._connections):
+            with contextlib.suppress(Exception):  # already closing is fine
+                conn.abort()
+        await server.wait_closed()
