@@ -120,7 +120,9 @@ class MonitorConfig:
             ConfigError: naming the first bad variable and its value.
         """
         interval_s = _seconds(environ, "MONITOR_INTERVAL", "5")
-        probe_timeout_s = _seconds(environ, "MONITOR_PROBE_TIMEOUT", "2")
+        # The default deadline shrinks with a short interval; only an explicit one can be wrong.
+        default_timeout = f"{min(2.0, interval_s * 0.8):g}"
+        probe_timeout_s = _seconds(environ, "MONITOR_PROBE_TIMEOUT", default_timeout)
         if probe_timeout_s > interval_s:
             raise ConfigError("MONITOR_PROBE_TIMEOUT", _get(environ, "MONITOR_PROBE_TIMEOUT", ""),
                               f"Must not exceed MONITOR_INTERVAL ({interval_s:g}).")

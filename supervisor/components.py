@@ -1,8 +1,9 @@
 """The children in start order, built from the config: argv, environment, readiness, policies.
 
 Start order, and the reverse stop order:
-waiide → singleuser (full mode only) → gateway → monitor.
-WAIIDE must be serving before anything that proxies to it or probes it starts; the monitor comes
+waiide → gateway → singleuser (full mode only) → monitor.
+WAIIDE must be serving before anything that proxies to it or probes it starts; Jupyter's proxy
+goes through the gateway (supervisor.jupyter), so the gateway comes before it; the monitor comes
 last so that every pid is in the components file when it first reads it, and stops first so it
 does not record the others' shutdown as failures.
 
@@ -26,7 +27,8 @@ from supervisor.spec import ChildSpec, ReadyCheck
 from supervisor.status_file import ENV_VAR as COMPONENTS_FILE_VAR
 
 GATEWAY_HEALTH_PATH = "/api/healthz"
-INTERNAL_VARS = ("PROMETHEUS_MULTIPROC_DIR", COMPONENTS_FILE_VAR, "GATEWAY_TOKEN")
+INTERNAL_VARS = ("PROMETHEUS_MULTIPROC_DIR", COMPONENTS_FILE_VAR, "GATEWAY_TOKEN",
+                 "GATEWAY_INTERNAL_SECRET")
 WAIIDE_HIDDEN_VARS = (*INTERNAL_VARS, "JUPYTER_TOKEN", "PORT", "CODE_SERVER_HOST")
 
 
@@ -66,6 +68,8 @@ def service_env(config: SupervisorConfig, paths: RunPaths) -> dict[str, str]:
         env["JUPYTERHUB_SERVICE_PREFIX"] = config.service_prefix  # with its trailing slash
     if config.gateway_token:
         env["GATEWAY_TOKEN"] = config.gateway_token
+    if config.mode is Mode.FULL:
+        env["GATEWAY_INTERNAL_SECRET"] = config.internal_secret
     return env
 
 
@@ -117,8 +121,8 @@ def build_specs(config: SupervisorConfig, paths: RunPaths,
                 extra_args: Sequence[str] = ()) -> list[ChildSpec]:
     """All children of this mode, in start order (writes the Jupyter proxy config in full mode)."""
     services = service_env(config, paths)
-    specs = [waiide_spec(config)]
+    specs = [waiide_spec(config), gateway_spec(config, services)]
     if config.mode is Mode.FULL:
         specs.append(jupyter_spec(config, user_env(config), paths.jupyter_config_dir, extra_args))
-    specs += [gateway_spec(config, services), monitor_spec(config, services)]
+    specs.append(monitor_spec(config, services))
     return specs

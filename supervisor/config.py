@@ -323,6 +323,9 @@ class SupervisorConfig:
     gateway_token_generated: bool = False
     jupyter_token: str | None = None
     jupyter_token_generated: bool = False
+    # Proves to the gateway that a request comes through jupyter-server-proxy, which the
+    # single-user server has already authenticated (see supervisor.jupyter).
+    internal_secret: str = field(default="", repr=False)
     status_path: str | None = None
     metrics_dir: str | None = None
     restart: RestartPolicy = field(default_factory=RestartPolicy)
@@ -367,7 +370,7 @@ class SupervisorConfig:
         tokens = _tokens(env, mode, under_hub)
         api_port = env.port("API_SERVER_PORT", DEFAULT_API_PORT)
         _check_distinct_ports(address.port, api_port, waiide)
-        notes = tuple(note for note in (address.note, _proxy_note(mode, waiide)) if note)
+        notes = tuple(note for note in (address.note, _proxy_note(mode, address.host, api_port)) if note)
         return cls(
             mode=mode, under_hub=under_hub, host=address.host, port=address.port,
             api_port=api_port, service_prefix=_service_prefix(env), debug=debug,
@@ -381,6 +384,7 @@ class SupervisorConfig:
             monitor_argv=env.command("SUPERVISOR_MONITOR_COMMAND", (interpreter, "-m", "monitor")),
             gateway_token=tokens.gateway, gateway_token_generated=tokens.gateway_generated,
             jupyter_token=tokens.jupyter, jupyter_token_generated=tokens.jupyter_generated,
+            internal_secret=secrets.token_urlsafe(32),
             status_path=env.absolute_path("WAIIDE_HUB_STATUS_PATH"),
             metrics_dir=env.absolute_path("PROMETHEUS_MULTIPROC_DIR"),
             restart=_restart_policy(env), liveness=_liveness(env),
@@ -391,14 +395,12 @@ class SupervisorConfig:
         )
 
 
-def _proxy_note(mode: Mode, waiide: _Waiide) -> str | None:
+def _proxy_note(mode: Mode, host: str, api_port: int) -> str | None:
     """jupyter-server-proxy always dials `localhost:<port>` for a named server (handlers.py
-    `LocalProxyHandler.proxy`), whatever WAIIDE_HOST says."""
-    if mode is Mode.FULL and waiide.socket is None and waiide.host not in ("127.0.0.1",
-                                                                             "localhost"):
-        return (f"WAIIDE_HOST={waiide.host}: jupyter-server-proxy connects to "
-                f"localhost:{waiide.port}, which may not reach it; prefer 127.0.0.1 or "
-                "WAIIDE_SOCKET")
+    `LocalProxyHandler.proxy`); in full mode that port is the gateway's (supervisor.jupyter)."""
+    if mode is Mode.FULL and host not in ("0.0.0.0", "::", "", "127.0.0.1", "localhost", "::1"):
+        return (f"HOST={host}: jupyter-server-proxy connects to the gateway at "
+                f"localhost:{api_port}, which a gateway listening only on {host} may not answer")
     return None
 
 

@@ -24,23 +24,30 @@ from supervisor.config import SupervisorConfig, url_host
 from supervisor.spec import ChildSpec, ReadyCheck
 
 JSP_SERVER_NAME = "WAIIDE"
+INTERNAL_HEADER = "X-Waiide-Hub-Internal"  # the gateway reads it (gateway.proxy)
 CONFIG_FILE_NAME = "jupyter_server_config.json"
 ALLOW_ROOT = "--allow-root"
 
 
 def proxy_config(config: SupervisorConfig) -> dict[str, object]:
-    """The ServerProxy section that proxies `{prefix}WAIIDE/` to the running WAIIDE."""
+    """The ServerProxy section that serves `{prefix}WAIIDE/` through the gateway.
+
+    jupyter-server-proxy forwards every request header, so pointed at WAIIDE directly it would
+    hand the IDE the visitor's hub token and hub cookies (`Authorization`, `jupyterhub-*`; the
+    server's OAuth cookie carries the token). It points at the gateway instead, with a header
+    carrying a secret only the supervisor, Jupyter and the gateway know: the gateway treats such
+    a request as already authenticated by Jupyter, removes the hub and Jupyter credentials and
+    the secret, and relays it to WAIIDE like any other.
+    """
     server: dict[str, object] = {
         "command": [],  # empty: proxy only, never launch (see module docstring)
         "absolute_url": False,  # strip {prefix}WAIIDE; code-server builds relative URLs
         "new_browser_tab": True,
         "launcher_entry": {"enabled": True, "title": "WAIIDE",
                            "path_info": f"{JSP_SERVER_NAME}/"},
+        "port": config.api_port,
+        "request_headers_override": {INTERNAL_HEADER: config.internal_secret},
     }
-    if config.waiide_socket:
-        server["unix_socket"] = config.waiide_socket
-    else:
-        server["port"] = config.waiide_port
     return {"ServerProxy": {"servers": {JSP_SERVER_NAME: server}}}
 
 

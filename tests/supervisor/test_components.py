@@ -29,30 +29,32 @@ def specs(tmp_path: Path, env: dict[str, str], euid: int = 1000,
 
 def test_full_mode_standalone(tmp_path: Path) -> None:
     children = specs(tmp_path, USER_ENV)
-    assert list(children) == ["waiide", "singleuser", "gateway", "monitor"]
+    # Jupyter's proxy goes through the gateway, so the gateway starts before it.
+    assert list(children) == ["waiide", "gateway", "singleuser", "monitor"]
     jupyter = children["singleuser"]
     assert jupyter.argv == ("/py", "-m", "jupyter_server", "--ip=0.0.0.0", "--port=8090",
                             "--no-browser", "--ServerApp.port_retries=0")
     assert jupyter.env["JUPYTER_TOKEN"] == "jt"
     assert jupyter.env["JUPYTER_CONFIG_PATH"] == str(tmp_path / "jupyter")
     assert jupyter.ready is not None and jupyter.ready.url == "http://127.0.0.1:8090/api"
-    for hidden in ("GATEWAY_TOKEN", "PROMETHEUS_MULTIPROC_DIR", "MONITOR_COMPONENTS_FILE"):
+    for hidden in ("GATEWAY_TOKEN", "PROMETHEUS_MULTIPROC_DIR", "MONITOR_COMPONENTS_FILE",
+                   "GATEWAY_INTERNAL_SECRET"):
         assert hidden not in jupyter.env
     assert jupyter.env["EDITOR"] == "vim" and jupyter.env["DEBUG"] == "false"
 
 
-def test_jupyter_server_proxy_config_points_at_the_running_ide(tmp_path: Path) -> None:
-    specs(tmp_path, {**USER_ENV, "WAIIDE_PORT": "8123"})
+def test_jupyter_server_proxy_goes_through_the_gateway_with_the_secret(tmp_path: Path) -> None:
+    children = specs(tmp_path, {**USER_ENV, "WAIIDE_PORT": "8123", "API_SERVER_PORT": "8191"})
     written = json.loads((tmp_path / "jupyter" / "jupyter_server_config.json").read_text())
     server = written["ServerProxy"]["servers"]["WAIIDE"]
     assert server["command"] == []  # proxy only: JSP must not launch a second IDE
-    assert server["port"] == 8123 and "unix_socket" not in server
+    # Through the gateway, which strips the credentials JSP would hand WAIIDE.
+    assert server["port"] == 8191 and "unix_socket" not in server
+    secret = server["request_headers_override"]["X-Waiide-Hub-Internal"]
+    assert len(secret) >= 32
+    assert children["gateway"].env["GATEWAY_INTERNAL_SECRET"] == secret
     assert server["absolute_url"] is False
     assert server["launcher_entry"]["path_info"] == "WAIIDE/"
-    specs(tmp_path, {**USER_ENV, "WAIIDE_SOCKET": "/run/ide.sock"})
-    written = json.loads((tmp_path / "jupyter" / "jupyter_server_config.json").read_text())
-    server = written["ServerProxy"]["servers"]["WAIIDE"]
-    assert server["unix_socket"] == "/run/ide.sock" and "port" not in server
 
 
 def test_waiide_does_not_see_ports_or_internal_secrets(tmp_path: Path) -> None:

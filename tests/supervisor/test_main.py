@@ -286,12 +286,15 @@ def test_full_mode_proxies_the_running_ide_through_jupyter(tmp_path: Path) -> No
         run.wait_ready(timeout_s=60)
         main = run.ports["main"]
         assert f"http://127.0.0.1:{main}/WAIIDE/?token=jt-secret" in run.text()
-        ide_pid = run.started("waiide")[0]["pid"]
+        gateway_pid = run.started("gateway")[0]["pid"]
         status, body = _get(f"http://127.0.0.1:{main}/WAIIDE/probe?token=jt-secret")
         assert status == 200
         answer = json.loads(body)
+        # Jupyter's proxy goes through the gateway (here a stand-in), which strips Jupyter's
+        # credentials before WAIIDE; the secret header proves the hop to the gateway.
         assert (answer["name"], answer["pid"], answer["path"].split("?")[0]) == (
-            "ide", ide_pid, "/probe")
+            "gw", gateway_pid, "/probe")
+        assert answer["internal"] and len(answer["internal"]) >= 32
         assert len(run.started("waiide")) == 1  # JSP launched no second IDE
         status, body = _get(f"http://127.0.0.1:{main}/WAIIDE/probe")
         assert status in (302, 403) or "ide" not in body  # no token: Jupyter's login, not WAIIDE

@@ -32,7 +32,8 @@ class Handler(BaseHTTPRequestHandler):
         options = self.options
         if options.hang_after is not None and time.monotonic() - STARTED > options.hang_after:
             time.sleep(3600)  # hung: the connection stays open, no answer ever comes
-        body = json.dumps({"name": options.name, "pid": os.getpid(), "path": self.path}).encode()
+        body = json.dumps({"name": options.name, "pid": os.getpid(), "path": self.path,
+                           "internal": self.headers.get("X-Waiide-Hub-Internal")}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
