@@ -1,0 +1,1 @@
+"""Dashboards, recording and alert rules, proven against a real Prometheus."""
