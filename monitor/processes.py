@@ -119,7 +119,11 @@ class ProcessSampler:
                 with proc.oneshot():
                     rss += proc.memory_info().rss
                     times = proc.cpu_times()
-                    cpu_s += times.user + times.system
+                    # children_* holds the time of descendants this process has reaped, so an
+                    # exiting worker's CPU moves to its parent instead of vanishing: the total
+                    # only grows, as a counter must (unless an orphan is reaped by init).
+                    cpu_s += (times.user + times.system + times.children_user
+                              + times.children_system)
                     percent += proc.cpu_percent(None)
                 self._procs[proc.pid] = proc
         with contextlib.suppress(psutil.Error):
