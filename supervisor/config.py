@@ -125,7 +125,11 @@ class _Reader:
 
 
 def is_loopback(host: str) -> bool:
-    """True for names and addresses that only reach this machine (127.0.0.0/8, ::1, localhost)."""
+    """True for names and addresses that only reach this machine (127.0.0.0/8, ::1, localhost).
+
+    The gateway applies the same rule (gateway.config.is_loopback_host); the supervisor may not
+    import the gateway (tests/test_layering.py), so the few lines stand in both places.
+    """
     if host.lower() in LOOPBACK_NAMES:
         return True
     try:
