@@ -7,9 +7,6 @@ import sys
 
 from childlib import record_start
 
-
-
-
 if __name__ == "__main__":
     record_start(sys.argv[1] if len(sys.argv) > 1 else None)
     print(f"exit_zero.py [{os.getpid()}] done", flush=True)
