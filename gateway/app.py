@@ -25,6 +25,7 @@ from gateway.auth import Authorizer, TokenAuth
 from gateway.config import AuthMode, GatewayConfig
 from gateway.hubauth import HubTokenAuth
 from gateway.mainport import MainPortListener
+from gateway.workers import WorkerWatchdog
 from gateway.mount import HubServerMount
 from gateway.metrics import GatewayMetrics, mark_process_dead
 from gateway.proxy import Proxy
@@ -160,6 +161,7 @@ def create_app(config: GatewayConfig) -> Sanic:
 
     main_listener = (MainPortListener(app, config.host, config.main_port)
                      if config.serves_main_port else None)
+    watchdog = WorkerWatchdog(app, lambda pid: mark_process_dead(pid, config.multiproc_dir))
 
     @app.before_server_start
     async def _open(_app: Sanic) -> None:
@@ -173,9 +175,11 @@ def create_app(config: GatewayConfig) -> Sanic:
             activity.start()
         if main_listener is not None:
             await main_listener.start()
+        watchdog.start()
 
     @app.before_server_stop
     async def _going_away(_app: Sanic) -> None:
+        watchdog.stop()
         proxy.going_away()
         if main_listener is not None:
             await main_listener.stop()

@@ -1,0 +1,54 @@
+"""A gateway worker that dies is replaced (Sanic alone leaves it dead, sanic#3062)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import Server, gateway_process
+
+
+def workers(server: Server) -> set[int]:
+    """Pids of the gateway's worker processes (Sanic spawns them with multiprocessing)."""
+    leader = psutil.Process(server.pid)
+    found = set()
+    for proc in leader.children():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and \
+                    proc.environ().get("SANIC_WORKER_NAME", "").startswith("Sanic-Server-"):
+                found.add(proc.pid)
+        except psutil.Error:  # exited meanwhile
+            continue
+    return found
+
+
+def test_a_killed_worker_is_replaced_and_requests_keep_working(tmp_path: Path,
+                                                               upstream: Server) -> None:
+    metrics_dir = tmp_path / "prom"
+    metrics_dir.mkdir()
+    with gateway_process(tmp_path, upstream.port,
+                         {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}) as gw:
+        before = workers(gw)
+        assert len(before) == 2, before
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = workers(gw)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and victim not in now, now
+        assert "died; restarting it" in gw.log_text()
+        assert not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), \
+            "the dead worker's live gauges linger"
+        for i in range(20):  # both workers serve again
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            conn.request("GET", f"/after/{i}")
+            assert conn.getresponse().status == 200
+            conn.close()
