@@ -2,7 +2,8 @@
 
 `start_hub()` runs `jupyterhub -f examples/jupyterhub_config_local.py` (the local-process hub
 config the project ships) in a temp dir with free ports, a service token for the admin API, and
-a stand-in WAIIDE (tests/resources/fake_waiide.py); `HubProcess.wait_healthy()` waits for
+a stand-in WAIIDE (tests/resources/fake_waiide.py) unless told `waiide_command=None` (the
+supervisor's default: the real code-server); `HubProcess.wait_healthy()` waits for
 `/hub/health` to answer 200 (CHP answers 404 until the hub has added its route, so an open port
 is not enough).
 `HubProcess.stop()` is SIGTERM to the hub (which stops the servers and CHP it started,
@@ -51,6 +52,8 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 HEALTH_TIMEOUT_S = 30.0
 HUB_STOP_TIMEOUT_S = 20.0
 SPAWN_TIMEOUT_S = 60.0
+# The stand-in IDE the hub's servers run by default (echo JSON, /ws echo).
+FAKE_WAIIDE_COMMAND = shlex.join([PYTHON, str(RESOURCES / "fake_waiide.py"), "--port"]) + " {port}"
 
 
 class HubError(AssertionError):
@@ -64,9 +67,8 @@ class Ports:
     proxy_api: int
 
 
-def _hub_env(run_dir: Path, ports: Ports, token: str, mode: str,
-             activity_interval_s: int) -> dict[str, str]:
-    waiide = shlex.join([PYTHON, str(RESOURCES / "fake_waiide.py"), "--port"]) + " {port}"
+def _hub_env(run_dir: Path, ports: Ports, token: str, mode: str, activity_interval_s: int,
+             waiide_command: str | None, extra: Mapping[str, str]) -> dict[str, str]:
     # The config passes WAIIDE_*/GATEWAY_*/MONITOR_*/SUPERVISOR_* on to every server: only ours.
     env = {key: value for key, value in os.environ.items()
            if key == "WAIIDE_HUB_HOME" or not key.startswith(STRIPPED_ENV_PREFIXES)}
@@ -87,7 +89,6 @@ def _hub_env(run_dir: Path, ports: Ports, token: str, mode: str,
         "JH_START_TIMEOUT": "60",
         "JH_HTTP_TIMEOUT": "60",
         # Passed on to every server by the config (WAIIDE_*, GATEWAY_*, MONITOR_* prefixes).
-        "WAIIDE_COMMAND": waiide,
         "WAIIDE_READY_PATH": "/healthz",
         "WAIIDE_READY_TIMEOUT": "30",
         "GATEWAY_WORKERS": "2",
@@ -95,6 +96,9 @@ def _hub_env(run_dir: Path, ports: Ports, token: str, mode: str,
         "SUPERVISOR_STOP_TIMEOUT": "5",
         "PYTHONDONTWRITEBYTECODE": "1",
     })
+    if waiide_command is not None:  # None: no WAIIDE_COMMAND, the supervisor's code-server
+        env["WAIIDE_COMMAND"] = waiide_command
+    env.update(extra)
     return env
 
 
@@ -282,19 +286,30 @@ class HubProcess:
         return kill_leftovers(survivors)
 
 
-def start_hub(run_dir: Path, mode: str, *, activity_interval_s: int = 1) -> HubProcess:
-    """Start the hub in `run_dir` (fresh state); `HubProcess.wait_healthy()` waits for it."""
+def start_hub(run_dir: Path, mode: str, *, activity_interval_s: int = 1,
+              waiide_command: str | None = FAKE_WAIIDE_COMMAND,
+              env: Mapping[str, str] | None = None) -> HubProcess:
+    """Start the hub in `run_dir` (fresh state); `HubProcess.wait_healthy()` waits for it.
+
+    Args:
+        waiide_command: the servers' WAIIDE_COMMAND; None leaves it unset, so the supervisor
+            runs its default IDE (the code-server scripts/setup.sh installs).
+        env: more of the hub's environment, over the defaults above (the config passes the
+            WAIIDE_*/GATEWAY_*/MONITOR_*/SUPERVISOR_* ones on to every server).
+    """
     if not os.access(CHP, os.X_OK):
         raise HubError(f"configurable-http-proxy is not at {CHP}: run `bash scripts/setup.sh test`"
                        " (or set WAIIDE_HUB_HOME to where it installed it)")
     ports = Ports(free_port(), free_port(), free_port())
     token = secrets.token_hex(24)
-    env = _hub_env(run_dir, ports, token, mode, activity_interval_s)
+    hub_env = _hub_env(run_dir, ports, token, mode, activity_interval_s, waiide_command,
+                       env or {})
     log = run_dir / "jupyterhub.log"
     out = open(log, "ab")  # noqa: SIM115 - closed right after Popen; the child keeps its fd
     try:
-        proc = subprocess.Popen([str(JUPYTERHUB), "-f", str(HUB_CONFIG)], env=env, cwd=run_dir,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([str(JUPYTERHUB), "-f", str(HUB_CONFIG)], env=hub_env,
+                                cwd=run_dir, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     finally:
         out.close()
     return HubProcess(mode, run_dir, ports, token, proc, log, activity_interval_s)
