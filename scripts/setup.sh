@@ -117,11 +117,12 @@ WRAP
 
 case "$TARGET" in
     run)
-        # A venv already set up for the tests has everything running needs: keep it.
-        grep -q "extras=test,dev" "$VENV/.waiide-hub-stamp" 2>/dev/null \
-            && [ "$(cut -d' ' -f1 "$VENV/.waiide-hub-stamp")" = \
-                 "$(sha256sum < "$ROOT/pyproject.toml" | cut -d' ' -f1)" ] \
-            || setup_venv ""
+        # A venv set up for the tests has everything running needs: keep its extras.
+        if grep -q "extras=test,dev" "$VENV/.waiide-hub-stamp" 2>/dev/null; then
+            setup_venv "test,dev"
+        else
+            setup_venv ""
+        fi
         setup_code_server
         ;;
     test)
