@@ -96,6 +96,16 @@ class GatewayRequest(Request):
             self.bad_target = True
 
 
+def worker_index(app: Sanic) -> str:
+    """This worker's number: "Sanic-Server-1-0" -> "1" ("0" outside Sanic's worker manager)."""
+    try:
+        name = app.m.name
+    except AttributeError:
+        return "0"
+    parts = name.split("-")
+    return parts[2] if len(parts) >= 3 and name.startswith("Sanic-Server-") else "0"
+
+
 def configure_logging(debug: bool) -> None:
     """Once per process: the main process and every spawned worker."""
     # Only the gateway's loggers: Sanic configures its own ("sanic.*") in every worker.
@@ -167,7 +177,8 @@ def create_app(config: GatewayConfig) -> Sanic:
     async def _open(_app: Sanic) -> None:
         status.start()
         # Created here, after the worker was spawned, so samples land in this worker's files.
-        metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader)
+        metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
+                                 worker=worker_index(app))
         proxy.metrics = metrics
         api.metrics = metrics
         proxy.start()

@@ -19,6 +19,7 @@ gateway workers (multiprocess files)
   waiide_hub_websocket_connections_open                       gauge (livesum)
   waiide_hub_websocket_messages_total{direction}              counter, in = from the client
   waiide_hub_upstream_errors_total{kind}                      counter, connect_error|timeout|reset
+  waiide_hub_worker_requests_total{worker}                    counter, per worker index (0..N-1)
 monitor (multiprocess files; see monitor/metrics.py)
   waiide_hub_probes_total, waiide_hub_probe_failures_total, waiide_hub_probe_duration_seconds
 the scraping worker, computed per scrape (no files, so nothing lingers after a crash)
@@ -129,9 +130,12 @@ class GatewayMetrics:
     """
 
     def __init__(self, *, multiproc_dir: str | Path | None = None,
-                 status_reader: RecordReader | None = None, version: str | None = None) -> None:
+                 status_reader: RecordReader | None = None, version: str | None = None,
+                 worker: str = "0") -> None:
         """
         Args:
+            worker: this worker's index (Sanic's worker number, so a replaced worker continues
+                its predecessor's series and the label stays bounded by GATEWAY_WORKERS).
             multiproc_dir: PROMETHEUS_MULTIPROC_DIR as the gateway config read it; None for
                 single-process mode.
             status_reader: where the per-scrape status series come from (None: not exported).
@@ -155,6 +159,7 @@ class GatewayMetrics:
         self._status_reader = status_reader
         self._version = version if version is not None else gateway_version()
         self._registry = CollectorRegistry()  # single-process mode only; unused with files
+        self._worker = worker
         self._define()
         self._requests: dict[tuple[str, str, int], Counter] = {}
 
@@ -181,6 +186,9 @@ class GatewayMetrics:
                                   registry=reg)
         self._ws_open = Gauge(PREFIX + "websocket_connections_open", "WebSockets open now.",
                               multiprocess_mode="livesum", registry=reg)
+        self._worker_requests = Counter(
+            PREFIX + "worker_requests", "Finished requests per gateway worker (all classes).",
+            ["worker"], registry=reg).labels(self._worker)
         # Pre-bound children: the request path never calls .labels() for these.
         self._duration = {rc: duration.labels(rc) for rc in ROUTE_CLASSES}
         self._received = {rc: received.labels(rc) for rc in ROUTE_CLASSES}
@@ -210,6 +218,7 @@ class GatewayMetrics:
         if counter is None:
             counter = self._bind_request(method, route_class, status)
         counter.inc()
+        self._worker_requests.inc()
         self._duration[route_class].observe(elapsed)
         if bytes_in:
             self._received[route_class].inc(bytes_in)

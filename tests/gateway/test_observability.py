@@ -70,6 +70,11 @@ def test_counters_sum_requests_across_workers_exactly(observed: tuple[Server, di
     assert proxied_total(values, "200") - before == REQUESTS
     assert proxied_total(values, "503") == 7
     assert any(name == "waiide_hub_build_info" for name, _ in values), "build info missing"
+    per_worker = {dict(labels)["worker"]: v for (name, labels), v in values.items()
+                  if name == "waiide_hub_worker_requests_total"}
+    assert set(per_worker) <= {"0", "1"}, per_worker  # bounded by GATEWAY_WORKERS
+    every = sum(v for (name, _), v in values.items() if name == "waiide_hub_http_requests_total")
+    assert sum(per_worker.values()) == every
     assert values[("waiide_hub_http_requests_in_flight", (("route_class", "proxy"),))] == 0
 
 
