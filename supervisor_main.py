@@ -52,9 +52,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from common.errors import ConfigError
+from common.exits import ExitCode
 from supervisor.app import run
 from supervisor.config import SupervisorConfig
-from supervisor.errors import ConfigError, ExitCode
 
 LOG_FORMAT = "%(asctime)s [supervisor] %(levelname)s %(name)s: %(message)s"
 

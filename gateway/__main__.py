@@ -8,11 +8,10 @@ import sys
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
+from common.errors import ConfigError
+from common.exits import ExitCode
 from gateway.app import configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
-from gateway.errors import ConfigError
-
-STARTUP_FAILURE = 3
 
 
 def _banner(config: GatewayConfig) -> str:
@@ -36,7 +35,7 @@ def main() -> int:
         config = GatewayConfig.from_env()
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
-        return STARTUP_FAILURE
+        return ExitCode.CONFIG_ERROR
     configure_logging(config.debug)
     print(_banner(config), file=sys.stderr, flush=True)
     loader = AppLoader(factory=functools.partial(create_app, config))
@@ -46,9 +45,9 @@ def main() -> int:
                     access_log=config.debug, motd=False, debug=False)
     except OSError as exc:
         print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return STARTUP_FAILURE
+        return ExitCode.STARTUP_FAILURE
     Sanic.serve(primary=app, app_loader=loader)
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

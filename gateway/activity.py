@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 
@@ -46,7 +46,7 @@ def is_user_message(opcode: int, length: int, compressed: bool, first: int) -> b
 
 
 def isoformat(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 class ActivityReporter:
@@ -123,6 +123,6 @@ class ActivityReporter:
                 # 4xx other than 429 will not heal by retrying within the minute, but the
                 # singleuser contract retries anyway; keep it the same.
                 return False
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             logger.warning("activity report to %s failed: %s", self._url, exc)
             return False

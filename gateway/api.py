@@ -19,8 +19,8 @@ from sanic.response import HTTPResponse
 from gateway import __version__
 from gateway.auth import Outcome
 from gateway.config import GatewayConfig
-from gateway.pages import json_body
 from gateway.metrics import GatewayMetrics
+from gateway.pages import json_body
 from gateway.proxy import Proxy, error_response
 
 Handler = Callable[..., Awaitable[HTTPResponse]]

@@ -25,11 +25,11 @@ from gateway.auth import Authorizer, TokenAuth
 from gateway.config import AuthMode, GatewayConfig
 from gateway.hubauth import HubTokenAuth
 from gateway.mainport import MainPortListener
-from gateway.workers import WorkerWatchdog
-from gateway.mount import HubServerMount
 from gateway.metrics import GatewayMetrics, mark_process_dead
+from gateway.mount import HubServerMount
 from gateway.proxy import Proxy
 from gateway.status import services_response, status_response
+from gateway.workers import WorkerWatchdog
 from monitor.record import RecordReader
 
 logger = logging.getLogger(__name__)

@@ -19,14 +19,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import unquote
 
 from sanic.request import Request
 
-from gateway.headers import INTERNAL_HEADER
+from common.defaults import INTERNAL_HEADER
 
 _COOKIE_CONTEXT = b"waiide-hub cookie v1"
 

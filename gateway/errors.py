@@ -1,12 +1,13 @@
 """Errors of the gateway, and the one place their HTTP status is decided.
 
-    GatewayError
-     ├─ ConfigError              a bad setting; stops the start (exit code STARTUP_FAILURE)
-     └─ UpstreamError            WAIIDE could not answer a proxied request
-         ├─ UpstreamConnectError     refused, or the socket is missing                   -> 502
-         │   └─ UpstreamReset            dropped mid-exchange (before the head: 502)
-         ├─ UpstreamProtocolError    WAIIDE answered with something that is not HTTP/1.x  -> 502
-         └─ UpstreamTimeout          no connection or no response head within the deadline -> 504
+    common.errors.WaiideHubError
+     ├─ common.errors.ConfigError  a bad setting; stops the start (exit code CONFIG_ERROR)
+     └─ GatewayError
+         └─ UpstreamError            WAIIDE could not answer a proxied request
+             ├─ UpstreamConnectError     refused, or the socket is missing                   -> 502
+             │   └─ UpstreamReset            dropped mid-exchange (before the head: 502)
+             ├─ UpstreamProtocolError    WAIIDE answered with something that is not HTTP/1.x  -> 502
+             └─ UpstreamTimeout          no connection or no response head within the deadline -> 504
 
 Library exceptions (OSError, asyncio.TimeoutError, httptools errors) are translated into these at
 the upstream-client boundary (`gateway/upstream.py`) with `raise ... from exc`.
@@ -14,18 +15,11 @@ the upstream-client boundary (`gateway/upstream.py`) with `raise ... from exc`.
 
 from __future__ import annotations
 
+from common.errors import WaiideHubError
 
-class GatewayError(Exception):
+
+class GatewayError(WaiideHubError):
     """Base of every error the gateway raises on purpose."""
-
-
-class ConfigError(GatewayError):
-    """A setting has a value the gateway cannot run with."""
-
-    def __init__(self, key: str, value: str, hint: str) -> None:
-        super().__init__(f"Config '{key}' has value '{value}'. {hint}")
-        self.key = key
-        self.value = value
 
 
 class UpstreamError(GatewayError):

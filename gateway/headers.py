@@ -16,10 +16,10 @@ from collections.abc import Iterable
 
 Headers = list[tuple[bytes, bytes]]
 
+from common.defaults import INTERNAL_HEADER
 from gateway import __version__
 
 VIA = f"1.1 waiide-hub/{__version__}"
-INTERNAL_HEADER = "x-waiide-hub-internal"
 _VIA_BYTES = VIA.encode()
 
 # RFC 9110 §7.6.1 plus the RFC 2616 list; `expect` because the gateway answers 100-continue itself.

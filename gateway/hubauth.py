@@ -19,9 +19,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from urllib.parse import urlencode
-
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from sanic.request import Request
 

@@ -60,12 +60,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
-    values,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from common.prometheus_mode import multiprocess_active
 from monitor.record import RecordReader, StatusView
 
 PREFIX = "waiide_hub_"
@@ -86,11 +86,6 @@ _MIN_FILE_BYTES = 8
 
 RequestToken = tuple[float, RouteClass]
 """Opaque: what `request_started` returns and `request_finished` takes (start time, class)."""
-
-
-def multiprocess_active() -> bool:
-    """True when prometheus_client was imported with PROMETHEUS_MULTIPROC_DIR set."""
-    return values.ValueClass is not values.MutexValue
 
 
 def gateway_version() -> str:

@@ -28,7 +28,7 @@ from sanic.response import HTTPResponse
 from gateway.activity import ActivityReporter, is_user_message
 from gateway.auth import ALLOW, Authorizer, InternalHop, Outcome, Verdict
 from gateway.config import GatewayConfig
-from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamReset
+from gateway.errors import UpstreamConnectError, UpstreamError
 from gateway.headers import Headers, request_head, response_headers
 from gateway.metrics import GatewayMetrics
 from gateway.pages import error_body, login_page, wants_html
@@ -115,7 +115,7 @@ class PassthroughResponse(HTTPResponse):
 class Tally:
     """What one proxied exchange did, for the metrics."""
 
-    __slots__ = ("status", "bytes_in", "bytes_out")
+    __slots__ = ("bytes_in", "bytes_out", "status")
 
     def __init__(self) -> None:
         self.status = 0
@@ -422,11 +422,11 @@ class Proxy:
         """
         transport = request.transport
         protocol = request.protocol
-        can_write: asyncio.Event = protocol._can_write  # noqa: SLF001 - Sanic's flow control
+        can_write: asyncio.Event = protocol._can_write
         # Deeper than Sanic's 64 KiB: fewer stop-and-go cycles on a fast client, still bounded.
         transport.set_write_buffer_limits(high=_DIRECT_HIGH_WATER, low=_DIRECT_LOW_WATER)
         def progress(now: float) -> None:  # keeps Sanic's idle timer (RESPONSE_TIMEOUT) quiet
-            protocol._time = now  # noqa: SLF001
+            protocol._time = now
 
         relayed = conn.relay_body(transport, can_write, self.config.read_timeout_s, progress)
         try:
@@ -437,7 +437,7 @@ class Proxy:
         if transport.is_closing():
             raise asyncio.CancelledError  # the client went away; Sanic ends quietly
         tally.bytes_out += remaining
-        protocol._time = time.monotonic()  # noqa: SLF001 - Sanic's idle timer
+        protocol._time = time.monotonic()
         _finish_sanic_response(request)
 
     async def _await_head(self, conn: UpstreamConnection, upload: asyncio.Task[None] | None):  # type: ignore[no-untyped-def]

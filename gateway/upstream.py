@@ -45,7 +45,7 @@ Headers = list[tuple[bytes, bytes]]
 class ResponseHead:
     """Status line and headers of one upstream response (names keep their original case)."""
 
-    __slots__ = ("status", "headers", "keep_alive", "upgrade", "content_length", "chunked")
+    __slots__ = ("chunked", "content_length", "headers", "keep_alive", "status", "upgrade")
 
     def __init__(self, status: int, headers: Headers, keep_alive: bool, upgrade: bool) -> None:
         self.status = status
@@ -71,8 +71,15 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 class _Sink:
     """Where `UpstreamConnection.relay_body` writes, and how it knows when to stop reading."""
 
-    __slots__ = ("transport", "can_write", "done", "idle_timeout_s", "on_progress", "last_data",
-                 "timer")
+    __slots__ = (
+        "can_write",
+        "done",
+        "idle_timeout_s",
+        "last_data",
+        "on_progress",
+        "timer",
+        "transport",
+    )
 
     def __init__(self, transport: asyncio.Transport, can_write: asyncio.Event,
                  done: asyncio.Future[None], idle_timeout_s: float,
@@ -265,11 +272,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._closed = True
         self._can_write.set()
         head = self._head
-        if head is not None and not self._complete and not head.upgrade:
-            if head.content_length is None and not head.chunked:
-                self._complete = True  # the body was delimited by the connection's end
-                self._wake_body()
-                return
+        if (head is not None and not self._complete and not head.upgrade
+                and head.content_length is None and not head.chunked):
+            self._complete = True  # the body was delimited by the connection's end
+            self._wake_body()
+            return
         reason = f"connection lost: {exc}" if exc else "connection closed by WAIIDE"
         self._fail(UpstreamReset(self._label, reason))
 
@@ -491,14 +498,14 @@ class UpstreamPool:
     async def connect(self) -> UpstreamConnection:
         """A new connection (WebSocket upgrades always take one of these)."""
         loop = asyncio.get_running_loop()
-        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self._label)  # noqa: E731
+        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self._label)
         try:
             if self._unix_socket:
                 connecting = loop.create_unix_connection(factory, self._unix_socket)
             else:
                 connecting = loop.create_connection(factory, self._host, self._port)
             _transport, conn = await asyncio.wait_for(connecting, self._connect_timeout_s)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeout(
                 self._label,
                 f"no connection within {self._connect_timeout_s:g}s (GATEWAY_CONNECT_TIMEOUT)",

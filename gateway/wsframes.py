@@ -34,8 +34,16 @@ MessageCallback = Callable[[int, int, bool, int], None]
 class FrameScanner:
     """Tracks frame boundaries of one direction (masked: client to server)."""
 
-    __slots__ = ("_masked", "_remaining", "_partial", "_message_bytes", "_max_message",
-                 "_on_message", "_pending_first", "messages")
+    __slots__ = (
+        "_masked",
+        "_max_message",
+        "_message_bytes",
+        "_on_message",
+        "_partial",
+        "_pending_first",
+        "_remaining",
+        "messages",
+    )
 
     def __init__(self, *, masked: bool, max_message_bytes: int,
                  on_message: MessageCallback | None = None) -> None:
@@ -70,7 +78,7 @@ class FrameScanner:
             if remaining:
                 if self._pending_first is not None:
                     self._emit_pending(data[pos])
-                step = remaining if remaining < end - pos else end - pos
+                step = min(end - pos, remaining)
                 self._remaining = remaining - step
                 pos += step
                 continue

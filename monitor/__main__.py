@@ -1,7 +1,8 @@
 """`python -m monitor`: configuration, logging, signals and exit codes of the monitor process.
 
-Exit codes: 0 after SIGTERM/SIGINT (record unlinked), STARTUP_FAILURE (3) when a setting is bad
-or the record cannot be opened (the message names the variable and its value), 1 on a crash.
+Exit codes (`common.exits.ExitCode`): 0 after SIGTERM/SIGINT (record unlinked), CONFIG_ERROR (2)
+when a setting is bad, STARTUP_FAILURE (3) when the record cannot be opened (the message names the
+variable and its value), 1 on a crash.
 """
 
 from __future__ import annotations
@@ -12,16 +13,20 @@ import os
 import signal
 import sys
 
+from common.errors import ConfigError
+from common.exits import ExitCode
 from monitor.config import MonitorConfig
-from monitor.errors import ConfigError
+from monitor.errors import MonitorError
 from monitor.probes import Prober, targets_from_config
 from monitor.processes import ProcessSampler
 from monitor.record import PATH_ENV, RecordError, RecordWriter
 
 logger = logging.getLogger("monitor")
 
-STARTUP_FAILURE = 3
-CRASHED = 1
+
+
+class RecordUnavailable(MonitorError):
+    """The status record cannot be opened (another monitor holds it, or the path is unusable)."""
 
 
 def _configure_logging(debug: bool) -> None:
@@ -37,7 +42,8 @@ def _open_writer(config: MonitorConfig) -> RecordWriter:
     try:
         writer.open()
     except (RecordError, OSError) as exc:
-        raise ConfigError(PATH_ENV, str(config.record_path), f"Cannot open the record: {exc}") from exc
+        raise RecordUnavailable(f"Config '{PATH_ENV}' has value '{config.record_path}'. "
+                                f"Cannot open the record: {exc}") from exc
     return writer
 
 
@@ -72,18 +78,21 @@ def main() -> None:
         config = MonitorConfig.from_env()
     except ConfigError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
-        sys.exit(STARTUP_FAILURE)
+        sys.exit(ExitCode.CONFIG_ERROR)
     _configure_logging(config.debug)
     try:
         writer = _open_writer(config)
         asyncio.run(_serve(config, writer))
     except ConfigError as exc:
         logger.error("monitor: %s", exc)
-        sys.exit(STARTUP_FAILURE)
+        sys.exit(ExitCode.CONFIG_ERROR)
+    except RecordUnavailable as exc:
+        logger.error("monitor: %s", exc)
+        sys.exit(ExitCode.STARTUP_FAILURE)
     except Exception:
         logger.exception("monitor [%d] crashed", os.getpid())
-        sys.exit(CRASHED)
-    sys.exit(0)
+        sys.exit(ExitCode.FAILED)
+    sys.exit(ExitCode.OK)
 
 
 if __name__ == "__main__":

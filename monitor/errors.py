@@ -1,8 +1,9 @@
 """The monitor's exceptions, so callers can tell a bad setting from a failed probe.
 
-MonitorError
- ├─ ConfigError   a setting has a bad value; the message names the variable and the value
- └─ ProbeError    one probe failed; `kind` is the metric label (connect_error, timeout, ...)
+common.errors.WaiideHubError
+ ├─ common.errors.ConfigError   a setting has a bad value; names the variable and the value
+ └─ MonitorError
+     └─ ProbeError    one probe failed; `kind` is the metric label (connect_error, timeout, ...)
 
 The record's own errors (RecordError and subclasses) live in `monitor.record`, which is stdlib-only
 and imported by the gateway too.
@@ -12,20 +13,13 @@ from __future__ import annotations
 
 from typing import Literal
 
+from common.errors import WaiideHubError
+
 ProbeFailureKind = Literal["connect_error", "timeout", "http_status", "protocol_error"]
 
 
-class MonitorError(Exception):
+class MonitorError(WaiideHubError):
     """Base class of the monitor's errors."""
-
-
-class ConfigError(MonitorError):
-    """A setting has a bad value (starlette style: "Config 'X' has value 'v'. Not a valid int.")."""
-
-    def __init__(self, key: str, value: str, problem: str) -> None:
-        super().__init__(f"Config '{key}' has value '{value}'. {problem}")
-        self.key = key
-        self.value = value
 
 
 class ProbeError(MonitorError):

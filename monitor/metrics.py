@@ -19,20 +19,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 
-from monitor.errors import ConfigError
+from common.errors import ConfigError
+from common.prometheus_mode import multiprocess_active
 from monitor.probes import ProbeResult
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "waiide_hub_"
 PROBE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def multiprocess_active() -> bool:
-    """True when prometheus_client was imported with PROMETHEUS_MULTIPROC_DIR set."""
-    return values.ValueClass is not values.MutexValue
 
 
 class MonitorMetrics:

@@ -1,12 +1,7 @@
 """Per-component process facts: the supervisor's components file plus psutil samples.
 
-The supervisor rewrites MONITOR_COMPONENTS_FILE atomically (write + rename) whenever a child
-starts, restarts or stops::
-
-    {"components": {"waiide": {"pid": 123, "started_at": 1700000000.0, "restarts": 0,
-                               "state": "running"}, ...}}
-
-Every field is optional. Without the file (or with a broken one) the monitor runs without pids and
+The supervisor rewrites MONITOR_COMPONENTS_FILE (format and reader: `common.components_file`)
+whenever a child starts, restarts or stops. Without the file (or with a broken one) the monitor runs without pids and
 says so once in the log. RSS, CPU and CPU time cover the component's whole process tree (code-server
 and the Sanic gateway both fork workers), sampled with psutil each tick; `cpu_percent` is the
 average since the previous tick (None on the first sample of a process tree) and `cpu_seconds`
@@ -16,25 +11,15 @@ sums user+system time of the live tree, so it can drop when a child exits (a cou
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 
+from common.components_file import ChildEntry, read_components
+
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisedProcess:
-    """One entry of the supervisor's components file."""
-
-    pid: int | None = None
-    started_at: float | None = None
-    restarts: int | None = None
-    state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,33 +34,6 @@ class ProcessSample:
     cpu_seconds: float | None = None
 
 
-def _number(value: Any) -> float | None:
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if is_number else None
-
-
-def parse_components(doc: Any) -> dict[str, SupervisedProcess]:
-    """The entries of a components document; malformed entries or fields are dropped.
-
-    Raises:
-        ValueError: the document is not ``{"components": {...}}``.
-    """
-    if not isinstance(doc, dict) or not isinstance(doc.get("components"), dict):
-        raise ValueError('expected {"components": {...}}')  # noqa: TRY004 - a bad file, not a bug
-    entries: dict[str, SupervisedProcess] = {}
-    for name, item in doc["components"].items():
-        if not isinstance(item, dict):
-            continue
-        pid, restarts = _number(item.get("pid")), _number(item.get("restarts"))
-        state = item.get("state")
-        entries[str(name)] = SupervisedProcess(
-            pid=int(pid) if pid is not None and pid > 0 else None,
-            started_at=_number(item.get("started_at")),
-            restarts=int(restarts) if restarts is not None and restarts >= 0 else None,
-            state=state if isinstance(state, str) else None)
-    return entries
-
-
 class ProcessSampler:
     """Reads the components file and samples process trees; keeps psutil handles between ticks."""
 
@@ -84,12 +42,12 @@ class ProcessSampler:
         self._procs: dict[int, psutil.Process] = {}
         self._last_problem: str | None = None
 
-    def read_components(self) -> dict[str, SupervisedProcess]:
+    def read_components(self) -> dict[str, ChildEntry]:
         """The supervisor's current view; empty when there is no (valid) file."""
         if self.components_file is None:
             return {}
         try:
-            entries = parse_components(json.loads(self.components_file.read_bytes()))
+            entries = read_components(self.components_file)
         except (OSError, ValueError) as exc:
             self._report(f"components file {self.components_file} unusable: {exc}")
             return {}

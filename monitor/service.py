@@ -19,10 +19,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
+from common.components_file import ChildEntry
 from monitor.config import MonitorConfig
 from monitor.metrics import MonitorMetrics
 from monitor.probes import Prober, ProbeResult, ProbeTarget
-from monitor.processes import ProcessSampler, SupervisedProcess
+from monitor.processes import ProcessSampler
 from monitor.record import (
     ComponentStatus,
     OverallState,
@@ -116,7 +117,7 @@ class Monitor:
         self._log_transitions(components)
         return record
 
-    def _component(self, result: ProbeResult, proc: SupervisedProcess | None,
+    def _component(self, result: ProbeResult, proc: ChildEntry | None,
                    now: float) -> ComponentStatus:
         target: ProbeTarget = result.target
         if result.up:
@@ -135,14 +136,14 @@ class Monitor:
                 comp = replace(comp, reason=f"{comp.reason}; supervisor: {proc.state}")
         return comp
 
-    def _self_component(self, proc: SupervisedProcess | None, now: float) -> ComponentStatus:
-        own = SupervisedProcess(pid=os.getpid(), started_at=self._started_at,
+    def _self_component(self, proc: ChildEntry | None, now: float) -> ComponentStatus:
+        own = ChildEntry(name=MONITOR_COMPONENT, pid=os.getpid(), started_at=self._started_at,
                                 restarts=proc.restarts if proc else None)
         comp = ComponentStatus(name=MONITOR_COMPONENT, state="up", last_probe_at=now,
                                last_success_at=now)
         return self._with_process(comp, own, now)
 
-    def _with_process(self, comp: ComponentStatus, proc: SupervisedProcess | None,
+    def _with_process(self, comp: ComponentStatus, proc: ChildEntry | None,
                       now: float) -> ComponentStatus:
         if proc is None:
             return comp

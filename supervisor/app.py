@@ -6,10 +6,10 @@ import logging
 import os
 from collections.abc import Sequence
 
+from common.exits import ExitCode
 from supervisor.banner import banner_lines
 from supervisor.components import build_specs
 from supervisor.config import Mode, SupervisorConfig
-from supervisor.errors import ExitCode
 from supervisor.process import ChildProcess
 from supervisor.rundir import RunDir
 from supervisor.status_file import ComponentsFile

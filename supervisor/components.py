@@ -20,15 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from supervisor.config import SETUP_HINT, Mode, SupervisorConfig, url_host
+from common.components_file import ENV_VAR as COMPONENTS_FILE_VAR
+from common.defaults import GATEWAY_HEALTH_PATH, INTERNAL_SECRET_ENV, url_host
+from supervisor.config import SETUP_HINT, Mode, SupervisorConfig
 from supervisor.jupyter import jupyter_spec
 from supervisor.rundir import RunPaths
 from supervisor.spec import ChildSpec, ReadyCheck
-from supervisor.status_file import ENV_VAR as COMPONENTS_FILE_VAR
 
-GATEWAY_HEALTH_PATH = "/api/healthz"
 INTERNAL_VARS = ("PROMETHEUS_MULTIPROC_DIR", COMPONENTS_FILE_VAR, "GATEWAY_TOKEN",
-                 "GATEWAY_INTERNAL_SECRET")
+                 INTERNAL_SECRET_ENV)
 WAIIDE_HIDDEN_VARS = (*INTERNAL_VARS, "JUPYTER_TOKEN", "PORT", "CODE_SERVER_HOST")
 
 
@@ -69,7 +69,7 @@ def service_env(config: SupervisorConfig, paths: RunPaths) -> dict[str, str]:
     if config.gateway_token:
         env["GATEWAY_TOKEN"] = config.gateway_token
     if config.mode is Mode.FULL:
-        env["GATEWAY_INTERNAL_SECRET"] = config.internal_secret
+        env[INTERNAL_SECRET_ENV] = config.internal_secret
     return env
 
 

@@ -18,23 +18,26 @@ import os
 import pwd
 import re
 import secrets
-import shlex
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
 from urllib.parse import urlsplit
 
-from supervisor.errors import ConfigError
+from common.auth_mode import AuthMode, resolve_auth_mode
+from common.defaults import (
+    DEFAULT_API_PORT,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_WAIIDE_HOST,
+    DEFAULT_WAIIDE_PORT,
+    is_loopback,
+    local_host,
+    url_host,
+)
+from common.env import EnvReader
+from common.errors import ConfigError
 from supervisor.spec import LivenessPolicy, RestartPolicy
 
-T = TypeVar("T")
-
-DEFAULT_HOST = "0.0.0.0"
-DEFAULT_PORT = 8090
-DEFAULT_API_PORT = 8091
-DEFAULT_WAIIDE_HOST = "127.0.0.1"
-DEFAULT_WAIIDE_PORT = 8080
 DEFAULT_READY_PATH = "/healthz"
 DEFAULT_WAIIDE_READY_TIMEOUT_S = 120.0
 DEFAULT_READY_TIMEOUT_S = 60.0
@@ -42,7 +45,6 @@ DEFAULT_STOP_TIMEOUT_S = 5.0
 CODE_SERVER_FLAGS = ("--auth", "none", "--disable-telemetry", "--disable-update-check",
                      "--disable-workspace-trust")
 SETUP_HINT = "is the IDE installed? Run `make setup-run` (scripts/setup.sh run) first"
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL (unix(7)).
 MAX_SOCKET_PATH_BYTES = 107
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
@@ -53,95 +55,6 @@ class Mode(enum.Enum):
 
     FULL = "full"  # WAIIDE, singleuser (or jupyter server), gateway, monitor
     LIGHTWEIGHT = "lightweight"  # WAIIDE, gateway (also serving PORT), monitor
-
-
-class _Reader:
-    """Typed, validated access to one environment mapping."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-
-    def raw(self, key: str) -> str | None:
-        """The stripped value, or None when unset or blank."""
-        value = self.environ.get(key)
-        if value is None or not value.strip():
-            return None
-        return value.strip()
-
-    def text(self, key: str, default: str) -> str:
-        raw = self.raw(key)
-        return default if raw is None else raw
-
-    def cast(self, key: str, default: T, cast: Callable[[str], T], what: str,
-             check: Callable[[T], bool] = lambda _v: True) -> T:
-        raw = self.raw(key)
-        if raw is None:
-            return default
-        try:
-            value = cast(raw)
-        except ValueError:
-            raise ConfigError(key, raw, f"Not a valid {what}.") from None
-        if not check(value):
-            raise ConfigError(key, raw, f"Not a valid {what}.")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        raw = self.raw(key)
-        if raw is None:
-            return default
-        if raw.lower() in ("true", "1"):
-            return True
-        if raw.lower() in ("false", "0"):
-            return False
-        raise ConfigError(key, raw, "Use true, false, 1 or 0.")
-
-    def port(self, key: str, default: int) -> int:
-        return self.cast(key, default, int, "TCP port (1-65535)", lambda p: 0 < p < 65536)
-
-    def seconds(self, key: str, default: float) -> float:
-        return self.cast(key, default, float, "number of seconds > 0",
-                         lambda v: 0 < v < float("inf"))
-
-    def count(self, key: str, default: int, minimum: int) -> int:
-        return self.cast(key, default, int, f"whole number >= {minimum}", lambda n: n >= minimum)
-
-    def command(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        raw = self.raw(key)
-        if raw is None:
-            return default
-        try:
-            argv = tuple(shlex.split(raw))
-        except ValueError as exc:
-            raise ConfigError(key, raw, f"Not a valid shell-like command ({exc}).") from None
-        if not argv:
-            raise ConfigError(key, raw, "The command is empty.")
-        return argv
-
-    def absolute_path(self, key: str) -> str | None:
-        raw = self.raw(key)
-        if raw is not None and not os.path.isabs(raw):
-            raise ConfigError(key, raw, "Use an absolute path.")
-        return raw
-
-
-def is_loopback(host: str) -> bool:
-    """True for names and addresses that only reach this machine (127.0.0.0/8, ::1, localhost).
-
-    The gateway applies the same rule (gateway.config.is_loopback_host); the supervisor may not
-    import the gateway (tests/test_layering.py), so the few lines stand in both places.
-    """
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def url_host(host: str) -> str:
-    """`host` as it goes into a URL (IPv6 addresses in brackets)."""
-    bare = host.strip("[]")
-    return f"[{bare}]" if ":" in bare else bare
 
 
 def _valid_listen_host(host: str) -> bool:
@@ -164,7 +77,7 @@ class _MainAddress:
     note: str | None
 
 
-def _main_address(env: _Reader, service_url: str | None) -> _MainAddress:
+def _main_address(env: EnvReader, service_url: str | None) -> _MainAddress:
     """HOST/PORT, falling back to the hub's JUPYTERHUB_SERVICE_URL, then to 0.0.0.0:8090.
 
     Under a hub the spawner decides where it will look for the server (DockerSpawner: port 8888
@@ -190,13 +103,6 @@ def _main_address(env: _Reader, service_url: str | None) -> _MainAddress:
     return _MainAddress(host, port, note)
 
 
-def _service_prefix(env: _Reader) -> str:
-    prefix = env.text("JUPYTERHUB_SERVICE_PREFIX", "/")
-    if not prefix.startswith("/"):
-        raise ConfigError("JUPYTERHUB_SERVICE_PREFIX", prefix, "Must start with '/'.")
-    return prefix if prefix.endswith("/") else prefix + "/"
-
-
 @dataclass(frozen=True, slots=True)
 class _Waiide:
     argv: tuple[str, ...]
@@ -206,7 +112,7 @@ class _Waiide:
     socket: str | None
 
 
-def _waiide(env: _Reader, debug: bool) -> _Waiide:
+def _waiide(env: EnvReader, debug: bool) -> _Waiide:
     """WAIIDE_HOST/PORT/SOCKET and the IDE command with `{host}`, `{port}`, `{socket}` filled."""
     host = env.text("WAIIDE_HOST", DEFAULT_WAIIDE_HOST)
     if not is_loopback(host):
@@ -237,7 +143,7 @@ def _substitute(arg: str, values: Mapping[str, str]) -> str:
     return arg
 
 
-def _default_waiide_command(env: _Reader, use_socket: bool, debug: bool) -> tuple[str, ...]:
+def _default_waiide_command(env: EnvReader, use_socket: bool, debug: bool) -> tuple[str, ...]:
     """The code-server that scripts/setup.sh installs, on {host}:{port} or {socket}."""
     home = _home(env.environ)
     hub_home = env.text("WAIIDE_HUB_HOME", os.path.join(home, ".cache", "waiide-hub"))
@@ -257,14 +163,17 @@ class _Tokens:
     jupyter_generated: bool
 
 
-def _tokens(env: _Reader, mode: Mode, under_hub: bool) -> _Tokens:
-    """GATEWAY_TOKEN (unless GATEWAY_AUTH=none) and, standalone, JUPYTER_TOKEN; made if missing.
+def _tokens(env: EnvReader, mode: Mode, under_hub: bool) -> _Tokens:
+    """GATEWAY_TOKEN when the gateway will ask for a token and, standalone, JUPYTER_TOKEN; made
+    if missing.
 
+    The gateway's mode is resolved by the same rule the gateway applies (common.auth_mode), so
+    a token is generated and printed exactly when the gateway will use one.
     An empty JUPYTER_TOKEN would switch Jupyter's authentication off, so it counts as missing.
     """
     gateway = env.raw("GATEWAY_TOKEN")
     gateway_generated = False
-    if gateway is None and env.text("GATEWAY_AUTH", "token").lower() != "none":
+    if gateway is None and resolve_auth_mode(env, under_hub) is AuthMode.TOKEN:
         gateway, gateway_generated = secrets.token_urlsafe(24), True
     jupyter = None
     jupyter_generated = False
@@ -275,7 +184,7 @@ def _tokens(env: _Reader, mode: Mode, under_hub: bool) -> _Tokens:
     return _Tokens(gateway, gateway_generated, jupyter, jupyter_generated)
 
 
-def _restart_policy(env: _Reader) -> RestartPolicy:
+def _restart_policy(env: EnvReader) -> RestartPolicy:
     initial = env.seconds("SUPERVISOR_BACKOFF_INITIAL", 1.0)
     maximum = env.seconds("SUPERVISOR_BACKOFF_MAX", 30.0)
     if maximum < initial:
@@ -290,7 +199,7 @@ def _restart_policy(env: _Reader) -> RestartPolicy:
     )
 
 
-def _liveness(env: _Reader) -> LivenessPolicy:
+def _liveness(env: EnvReader) -> LivenessPolicy:
     return LivenessPolicy(
         interval_s=env.seconds("SUPERVISOR_PROBE_INTERVAL", 5.0),
         timeout_s=env.seconds("SUPERVISOR_PROBE_TIMEOUT", 2.0),
@@ -342,14 +251,7 @@ class SupervisorConfig:
 
     def local_url(self, port: int, path: str = "/") -> str:
         """The URL by which this machine reaches a server listening on HOST:`port`."""
-        bare = self.host.strip("[]")
-        if bare in ("", "0.0.0.0"):
-            host = "127.0.0.1"
-        elif bare == "::":
-            host = "[::1]"
-        else:
-            host = url_host(bare)
-        return f"http://{host}:{port}{path}"
+        return f"http://{url_host(local_host(self.host))}:{port}{path}"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, *, euid: int | None = None,
@@ -361,7 +263,7 @@ class SupervisorConfig:
             euid: effective uid deciding `--allow-root` for Jupyter (default: this process's).
             python: interpreter for `-m gateway`, `-m monitor`, Jupyter (default: this one).
         """
-        env = _Reader(environ)
+        env = EnvReader(environ)
         debug = env.flag("DEBUG", False)
         mode = Mode.FULL if env.flag("USE_ALL_COMPONENTS", True) else Mode.LIGHTWEIGHT
         under_hub = env.raw("JUPYTERHUB_API_TOKEN") is not None
@@ -377,7 +279,7 @@ class SupervisorConfig:
         notes = tuple(note for note in (address.note, _proxy_note(mode, address.host, api_port)) if note)
         return cls(
             mode=mode, under_hub=under_hub, host=address.host, port=address.port,
-            api_port=api_port, service_prefix=_service_prefix(env), debug=debug,
+            api_port=api_port, service_prefix=env.prefix(), debug=debug,
             waiide_argv=waiide.argv, waiide_default_command=waiide.is_default,
             waiide_host=waiide.host, waiide_port=waiide.port, waiide_socket=waiide.socket,
             waiide_ready_path=ready_path,

@@ -20,11 +20,11 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from supervisor.config import SupervisorConfig, url_host
+from common.defaults import INTERNAL_HEADER, url_host
+from supervisor.config import SupervisorConfig
 from supervisor.spec import ChildSpec, ReadyCheck
 
 JSP_SERVER_NAME = "WAIIDE"
-INTERNAL_HEADER = "X-Waiide-Hub-Internal"  # the gateway reads it (gateway.proxy)
 CONFIG_FILE_NAME = "jupyter_server_config.json"
 ALLOW_ROOT = "--allow-root"
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from common.components_file import ChildEntry
 from supervisor.process import Process
 from supervisor.restart import RestartTracker
 from supervisor.spec import ChildSpec
-from supervisor.status_file import ComponentStatus
 
 
 class ChildState(enum.Enum):
@@ -65,10 +65,10 @@ class ChildRecord:
         """The current (or last) process's pid; -1 before the first start."""
         return self.process.pid if self.process is not None else -1
 
-    def status(self) -> ComponentStatus:
+    def status(self) -> ChildEntry:
         """This child as the components file shows it."""
         alive = self.process is not None and self.state in ALIVE_STATES
-        return ComponentStatus(
+        return ChildEntry(
             name=self.name,
             pid=self.pid if alive else None,
             started_at=self.started_wall if alive else None,

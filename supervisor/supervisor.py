@@ -27,12 +27,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from supervisor.errors import ExitCode, StartError
+from common.components_file import ChildEntry
+from common.exits import ExitCode
+from supervisor.errors import StartError
 from supervisor.lifecycle import WAITING_STATES, ChildRecord, ChildState
 from supervisor.process import Process, ProcessFactory, describe_exit
 from supervisor.restart import RestartDecision, RestartTracker
 from supervisor.spec import ChildSpec
-from supervisor.status_file import ComponentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def _fields(slot: ChildRecord, action: str) -> dict[str, object]:
     return {"component": slot.name, "pid": slot.pid, "action": action}
 
 
-def _ignore(_components: Sequence[ComponentStatus]) -> None:
+def _ignore(_components: Sequence[ChildEntry]) -> None:
     """Default `on_change`: nobody listens."""
 
 
@@ -70,7 +71,7 @@ class Supervisor:
     """
 
     def __init__(self, specs: Sequence[ChildSpec], process_factory: ProcessFactory, *,
-                 on_change: Callable[[Sequence[ComponentStatus]], None] = _ignore,
+                 on_change: Callable[[Sequence[ChildEntry]], None] = _ignore,
                  on_ready: Callable[[], None] = _nothing,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
@@ -138,7 +139,7 @@ class Supervisor:
             self.main_loop()
         self.shutdown()
         if self.force_exit:
-            return ExitCode.FORCED_STOP
+            return ExitCode.FAILED  # forced: a second signal cut the graceful stop short
         if not started and not self.should_exit.is_set():
             return ExitCode.STARTUP_FAILURE
         return ExitCode.OK

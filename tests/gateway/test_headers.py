@@ -6,9 +6,9 @@ from gateway.headers import request_head, response_headers
 
 
 def head(headers: list[tuple[str, str]], **kw: object) -> bytes:
-    args: dict[str, object] = dict(method="GET", target=b"/p?q=%2F", headers=headers,
-                                   client_ip="127.0.0.9", scheme="http", body_length=None,
-                                   chunked=False)
+    args: dict[str, object] = {"method": "GET", "target": b"/p?q=%2F", "headers": headers,
+                               "client_ip": "127.0.0.9", "scheme": "http", "body_length": None,
+                               "chunked": False}
     args.update(kw)
     return request_head(**args)  # type: ignore[arg-type]
 

@@ -173,7 +173,7 @@ def test_malformed_requests_get_4xx(gateway: Server, payload: bytes) -> None:
 
 def test_request_body_streams_to_waiide(gateway: Server) -> None:
     body = bytes(range(256)) * 4096  # 1 MiB
-    resp, out = request(gateway, "POST", "/upload", body=body)
+    _resp, out = request(gateway, "POST", "/upload", body=body)
     got = json.loads(out)
     assert got["bytes"] == len(body)
     import hashlib

@@ -11,6 +11,7 @@ import http.client
 import json
 import threading
 from collections.abc import Iterator
+from typing import Self
 
 from tests.conftest import Server
 from tests.resources.fake_waiide import expected_sha256
@@ -36,7 +37,7 @@ class PeakRss:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, self._server.rss())
 
-    def __enter__(self) -> PeakRss:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -29,14 +29,15 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
+from common.errors import ConfigError
 from monitor.config import MonitorConfig
-from monitor.errors import ConfigError
 from monitor.probes import parse_ide_health
 from monitor.record import ComponentStatus, RecordReader, StatusView
 from tests.procs import PYTHON, RESOURCES, ROOT, free_port, running, wait_unix_socket
 
 INTERVAL_S = 0.5
 TIMEOUT_S = 0.4
+CONFIG_ERROR = 2
 STARTUP_FAILURE = 3
 PREFIX = "/user/tester/"
 
@@ -289,11 +290,11 @@ def test_signal_exits_cleanly_and_unlinks(tmp_path: Path, signum: signal.Signals
     ("PROMETHEUS_MULTIPROC_DIR", "/nonexistent/dir"),
     ("PROMETHEUS_MULTIPROC_DIR", ""),  # set but empty: would write into the cwd
 ])
-def test_bad_setting_exits_3_naming_it(tmp_path: Path, key: str, value: str) -> None:
+def test_bad_setting_exits_2_naming_it(tmp_path: Path, key: str, value: str) -> None:
     env = {**os.environ, **monitor_env(tmp_path, 1), key: value}
     out = subprocess.run([PYTHON, "-m", "monitor"], env=env, cwd=tmp_path, capture_output=True,
                          timeout=30, start_new_session=True, check=False)
-    assert out.returncode == STARTUP_FAILURE, out.stderr
+    assert out.returncode == CONFIG_ERROR, out.stderr
     assert f"Config '{key}' has value '{value}'" in out.stderr.decode()
     assert not (tmp_path / "status.rec").exists()
     assert not list(tmp_path.glob("*.db"))  # no stray multiprocess files in the cwd
@@ -337,8 +338,10 @@ def test_config_from_plain_dict() -> None:
     config = MonitorConfig.from_env({"JUPYTERHUB_SERVICE_PREFIX": "/user/a", "HOST": "::",
                                      "API_SERVER_PORT": "9001"})
     assert (config.interval_s, config.probe_timeout_s, config.use_all_components) == (5.0, 2.0, True)
-    assert config.singleuser_url == "http://127.0.0.1:8090/user/a/api"
-    assert config.gateway_url == "http://127.0.0.1:9001/api/healthz"
+    # A wildcard IPv6 listener is probed on ::1, which it answers even with IPV6_V6ONLY set
+    # (the supervisor's readiness probe uses the same rule: common.defaults.local_host).
+    assert config.singleuser_url == "http://[::1]:8090/user/a/api"
+    assert config.gateway_url == "http://[::1]:9001/api/healthz"
     assert config.waiide_url == "http://127.0.0.1:8080/healthz"
     assert config.record_path.name.endswith("-9001.status")
     assert MonitorConfig.from_env({"HOST": "10.1.2.3"}).gateway_url.startswith("http://10.1.2.3:")

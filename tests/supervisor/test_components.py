@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from common.defaults import INTERNAL_HEADER
 from supervisor.components import build_specs
 from supervisor.config import SupervisorConfig
 from supervisor.rundir import RunPaths
@@ -50,7 +51,7 @@ def test_jupyter_server_proxy_goes_through_the_gateway_with_the_secret(tmp_path:
     assert server["command"] == []  # proxy only: JSP must not launch a second IDE
     # Through the gateway, which strips the credentials JSP would hand WAIIDE.
     assert server["port"] == 8191 and "unix_socket" not in server
-    secret = server["request_headers_override"]["X-Waiide-Hub-Internal"]
+    secret = server["request_headers_override"][INTERNAL_HEADER]
     assert len(secret) >= 32
     assert children["gateway"].env["GATEWAY_INTERNAL_SECRET"] == secret
     assert server["absolute_url"] is False

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from common.errors import ConfigError
 from supervisor.config import Mode, SupervisorConfig
-from supervisor.errors import ConfigError
 
 HOME = "/home/alice"
 BASE = {"HOME": HOME}
@@ -137,7 +137,7 @@ def test_prefix_gets_a_trailing_slash() -> None:
     ("SUPERVISOR_MONITOR_COMMAND", "'", "Not a valid shell-like command"),
     ("WAIIDE_HUB_STATUS_PATH", "status.bin", "Use an absolute path"),
     ("PROMETHEUS_MULTIPROC_DIR", "metrics", "Use an absolute path"),
-    ("JUPYTERHUB_SERVICE_PREFIX", "user/alice", "Must start with '/'"),
+    ("JUPYTERHUB_SERVICE_PREFIX", "user/alice", "Must be a URL path starting with '/'"),
 ])
 def test_bad_values_name_the_variable_and_the_value(key: str, value: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -26,8 +26,9 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import pytest
 
+from common.exits import ExitCode
 from supervisor.config import SETUP_HINT
-from supervisor.errors import ExitCode, StartError
+from supervisor.errors import StartError
 from supervisor.process import ChildProcess, describe_exit
 from supervisor.spec import ChildSpec, ReadyCheck, RestartPolicy
 from supervisor.supervisor import Supervisor

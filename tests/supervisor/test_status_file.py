@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.status_file import ComponentsFile, ComponentStatus
+from common.components_file import ChildEntry
+from supervisor.status_file import ComponentsFile
 
 
 def test_document_format_and_replacement(tmp_path: Path) -> None:
     path = tmp_path / "components.json"
     writer = ComponentsFile(path, wall_clock=lambda: 1700000000.25)
-    writer.write([ComponentStatus("waiide", 123, 1699999999.5, 0, "running", False),
-                  ComponentStatus("gateway", None, None, 2, "flapping", True)])
+    writer.write([ChildEntry("waiide", 123, 1699999999.5, 0, "running", False),
+                  ChildEntry("gateway", None, None, 2, "flapping", True)])
     assert json.loads(path.read_text()) == {
         "components": {
             "waiide": {"pid": 123, "started_at": 1699999999.5, "restarts": 0,
@@ -23,7 +24,7 @@ def test_document_format_and_replacement(tmp_path: Path) -> None:
                         "flapping": True}},
         "updated_at": 1700000000.25}
     inode = path.stat().st_ino
-    writer.write([ComponentStatus("waiide", 124, 1.0, 1, "starting", False)])
+    writer.write([ChildEntry("waiide", 124, 1.0, 1, "starting", False)])
     assert json.loads(path.read_text())["components"]["waiide"]["pid"] == 124
     assert path.stat().st_ino != inode  # replaced by rename, never rewritten in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["components.json"]
@@ -32,5 +33,5 @@ def test_document_format_and_replacement(tmp_path: Path) -> None:
 def test_write_failure_is_logged_not_raised(tmp_path: Path,
                                             caplog: pytest.LogCaptureFixture) -> None:
     writer = ComponentsFile(tmp_path / "missing-dir" / "components.json")
-    writer.write([ComponentStatus("monitor", 1, 1.0, 0, "running", False)])
+    writer.write([ChildEntry("monitor", 1, 1.0, 0, "running", False)])
     assert "cannot write the components file" in caplog.text

@@ -31,9 +31,9 @@ import time
 
 import pytest
 
-from supervisor.errors import ExitCode
+from common.components_file import ChildEntry
+from common.exits import ExitCode
 from supervisor.spec import RestartPolicy
-from supervisor.status_file import ComponentStatus
 from supervisor.supervisor import Supervisor
 from tests.supervisor.fakes import NAMES, World, make_specs
 
@@ -47,7 +47,7 @@ class Harness:
 
     def __init__(self, world: World | None = None, **spec_options: object) -> None:
         self.world = world or World()
-        self.published: list[list[ComponentStatus]] = []
+        self.published: list[list[ChildEntry]] = []
         self.sup = Supervisor(make_specs(**spec_options),  # type: ignore[arg-type]
                               self.world.factory,
                               on_change=lambda c: self.published.append(list(c)),
@@ -67,7 +67,7 @@ class Harness:
             self.tick(0.1)
         return self.world.clock() - began
 
-    def state(self, name: str) -> ComponentStatus:
+    def state(self, name: str) -> ChildEntry:
         return next(c for c in self.published[-1] if c.name == name)
 
 

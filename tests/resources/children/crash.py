@@ -9,7 +9,6 @@ import time
 
 from childlib import cap_lifetime, record_start
 
-
 if __name__ == "__main__":
     cap_lifetime()
     parser = argparse.ArgumentParser()

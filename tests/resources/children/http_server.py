@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from childlib import cap_lifetime, record_start
 
-
 STARTED = time.monotonic()
 
 

@@ -13,7 +13,6 @@ import time
 
 from childlib import MAX_LIFETIME_S, cap_lifetime, record_start
 
-
 SLEEPER = [sys.executable, "-c",
            ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             f"time.sleep({MAX_LIFETIME_S})")]

@@ -8,7 +8,6 @@ import time
 
 from childlib import cap_lifetime, record_start
 
-
 if __name__ == "__main__":
     cap_lifetime()
     record_start(sys.argv[1] if len(sys.argv) > 1 else None)
