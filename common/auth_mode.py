@@ -18,7 +18,7 @@ class AuthMode(enum.Enum):
     """Who may use what the gateway proxies."""
 
     TOKEN = "token"  # standalone: a shared secret, generated and printed when not given
-    HUB = "hub"  # under JupyterHub: hub tokens with access to this server (gateway.hubauth)
+    HUB = "hub"  # under JupyterHub: hub tokens with access to this server (gateway.access.hub)
     NONE = "none"  # explicitly open (behind another authenticating proxy, or benchmarks)
 
 

@@ -12,6 +12,7 @@ from common.errors import ConfigError
 from common.exits import ExitCode
 from gateway.app import configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
+from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
 
 
 def _banner(config: GatewayConfig) -> str:
@@ -37,6 +38,11 @@ def main() -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
     configure_logging(config.debug)
+    try:
+        check_sanic_internals()
+    except SanicIncompatible as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return ExitCode.STARTUP_FAILURE
     print(_banner(config), file=sys.stderr, flush=True)
     loader = AppLoader(factory=functools.partial(create_app, config))
     app = loader.load()

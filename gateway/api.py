@@ -17,19 +17,18 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from gateway import __version__
-from gateway.auth import Outcome
+from gateway.access.gate import Access
+from gateway.access.verdict import Outcome
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
-from gateway.pages import json_body
-from gateway.proxy import Proxy, error_response
+from gateway.pages import NO_STORE, error_response, json_body
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
 _JSON = "application/json"
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _json(payload: Any, status: int = 200) -> HTTPResponse:
-    return HTTPResponse(json_body(payload), status=status, content_type=_JSON, headers=_NO_STORE)
+    return HTTPResponse(json_body(payload), status=status, content_type=_JSON, headers=NO_STORE)
 
 
 def overview(config: GatewayConfig, request_host: str) -> dict[str, Any]:
@@ -59,13 +58,13 @@ def overview(config: GatewayConfig, request_host: str) -> dict[str, Any]:
 
 
 class ApiRoutes:
-    """The handlers, callable from the router (gateway port) and from `gateway.mount` (PORT)."""
+    """The handlers, callable from the router (gateway port) and from `gateway.singleuser.endpoint` (PORT)."""
 
-    def __init__(self, config: GatewayConfig, proxy: Proxy,
+    def __init__(self, config: GatewayConfig, access: Access,
                  status_source: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
                  services_source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self._config = config
-        self._proxy = proxy
+        self._access = access
         self._status_source = status_source
         self._services_source = services_source
         self._started = time.time()
@@ -98,9 +97,9 @@ class ApiRoutes:
             return error_response(request, 404, f"No API endpoint '{name}'.")
         handler, protected = entry
         if protected:
-            verdict = await self._proxy.authorize(request, False)
+            verdict = await self._access.authorize(request, False)
             if verdict.outcome is not Outcome.ALLOW:
-                return self._proxy.refuse(request, verdict)
+                return self._access.refuse(request, verdict)
         return await handler(request)
 
     async def overview(self, request: Request) -> HTTPResponse:

@@ -1,8 +1,10 @@
-"""`create_app(config)`: the Sanic application of one gateway worker.
+"""`create_app(config)`: the Sanic application of one gateway worker, wired together.
 
-Routes: the API blueprint (`gateway.api`), `/metrics`, and a catch-all that streams everything else
-to WAIIDE (`gateway.proxy`). Per-worker resources (the upstream pool) open in
-`before_server_start` and close in `after_server_stop`, inside the worker's own event loop.
+Routes: the API (`gateway.api`), `/metrics`, and a catch-all that streams everything else to
+WAIIDE (`gateway.proxy`); in lightweight mode, requests on PORT go to the single-user endpoint
+(`gateway.singleuser`). Per-worker resources (the upstream pool, the record reader, the metric
+files, the PORT listener) open in `before_server_start` and close in `after_server_stop`, inside
+the worker's own process and event loop.
 """
 
 from __future__ import annotations
@@ -10,36 +12,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-from pathlib import Path
 from typing import Any
 
 from sanic import Sanic
-from sanic.exceptions import BadURL
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common.auth_mode import AuthMode
+from gateway.access.gate import Access
+from gateway.access.hub import HubTokenAuth
+from gateway.access.token import TokenAuth
+from gateway.access.verdict import Authorizer
 from gateway.activity import ActivityReporter
 from gateway.api import ApiRoutes
-from gateway.auth import Authorizer, TokenAuth
-from gateway.config import AuthMode, GatewayConfig
-from gateway.hubauth import HubTokenAuth
-from gateway.mainport import MainPortListener
+from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, mark_process_dead
-from gateway.mount import HubServerMount
 from gateway.proxy import Proxy
-from gateway.status import services_response, status_response
+from gateway.sanic_compat import GatewayRequest, worker_name
+from gateway.singleuser.endpoint import SingleUserEndpoint
+from gateway.singleuser.listener import MainPortListener
+from gateway.status import WorkerStatus
 from gateway.workers import WorkerWatchdog
-from monitor.record import RecordReader
 
 logger = logging.getLogger(__name__)
 
 APP_NAME = "waiide_hub_gateway"
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
+App = Sanic[Any, Any]
 
-def configure_sanic(app: Sanic, config: GatewayConfig) -> None:
-    """Sanic settings that matter for a streaming proxy (see shared/reference/sanic-facts.md)."""
+
+def configure_sanic(app: App, config: GatewayConfig) -> None:
+    """Sanic settings that matter for a streaming proxy (see DESIGN.md, "Sanic")."""
     c = app.config
     c.AUTO_EXTEND = False  # sanic-ext is not used; do not let it load half-configured
     c.ACCESS_LOG = config.debug
@@ -53,54 +57,10 @@ def configure_sanic(app: Sanic, config: GatewayConfig) -> None:
     c.MOTD = False
 
 
-class RecordStatus:
-    """/api/status and /api/services from the monitor's shared-memory record (no I/O per read)."""
-
-    def __init__(self, path: str) -> None:
-        self._path = Path(path)
-        self.reader: RecordReader | None = None
-
-    def start(self) -> None:
-        self.reader = RecordReader(self._path)
-
-    def stop(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-
-    async def status(self) -> tuple[int, dict[str, Any]]:
-        assert self.reader is not None
-        return status_response(self.reader.read(), time.time())
-
-    async def services(self) -> dict[str, Any]:
-        assert self.reader is not None
-        return services_response(self.reader.read(), time.time())[1]
-
-
-class GatewayRequest(Request):
-    """A request whose unparsable target still gets an answer.
-
-    Sanic drops the connection without any response when the target is not a URL (for example
-    the authority form of `CONNECT host:port`), because building its error page parses the same
-    target again. Such a request is routed to `/` with `bad_target` set, and answered 400.
-    """
-
-    __slots__ = ("bad_target",)
-
-    def __init__(self, url_bytes: bytes, *args: Any, **kwargs: Any) -> None:
-        self.bad_target = False
-        try:
-            super().__init__(url_bytes, *args, **kwargs)
-        except BadURL:
-            super().__init__(b"/", *args, **kwargs)
-            self.raw_url = url_bytes
-            self.bad_target = True
-
-
-def worker_index(app: Sanic) -> str:
+def worker_index(app: App) -> str:
     """This worker's number: "Sanic-Server-1-0" -> "1" ("0" outside Sanic's worker manager)."""
-    try:
-        name = app.m.name
-    except AttributeError:
+    name = worker_name(app)
+    if name is None:
         return "0"
     parts = name.split("-")
     return parts[2] if len(parts) >= 3 and name.startswith("Sanic-Server-") else "0"
@@ -136,22 +96,31 @@ def build_activity(config: GatewayConfig) -> ActivityReporter | None:
                             server_name=hub.server_name, interval_s=hub.activity_interval_s)
 
 
-def create_app(config: GatewayConfig) -> Sanic:
+def create_app(config: GatewayConfig) -> App:
     """The gateway application for one worker process."""
     configure_logging(config.debug)
-    app = Sanic(APP_NAME, request_class=GatewayRequest)
+    app: App = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
     activity = build_activity(config)
-    proxy = Proxy(config, auth=build_auth(config), activity=activity)
-    status = RecordStatus(config.record_path)
-    api = ApiRoutes(config, proxy, status.status, status.services)
+    access = Access(config, build_auth(config))
+    proxy = Proxy(config, access, activity=activity)
+    status = WorkerStatus(config.record_path)
+    api = ApiRoutes(config, access, status.status, status.services)
     app.blueprint(api.blueprint())
-    mount = HubServerMount(config, proxy, api) if config.serves_main_port else None
-    main_port = config.main_port
+    endpoint = SingleUserEndpoint(config, proxy, api) if config.serves_main_port else None
+    _add_proxy_routes(app, proxy, endpoint, config.main_port)
+    _add_metrics_route(app, proxy)
+    _add_lifecycle(app, config, proxy, api, status, activity)
+    app.ctx.proxy = proxy
+    return app
 
+
+def _add_proxy_routes(app: App, proxy: Proxy, endpoint: SingleUserEndpoint | None,
+                      main_port: int) -> None:
     async def proxied(request: Request, path: str = "") -> HTTPResponse | None:
-        if mount is not None and request.conn_info.server_port == main_port:
-            return await mount.handle(request)
+        conn_info = request.conn_info
+        if endpoint is not None and conn_info is not None and conn_info.server_port == main_port:
+            return await endpoint.handle(request)
         return await proxy.handle(request)
 
     # A WebSocket tunnel ends with no HTTP response to send; this attribute is how Sanic knows a
@@ -160,6 +129,8 @@ def create_app(config: GatewayConfig) -> Sanic:
     app.add_route(proxied, "/", methods=PROXY_METHODS, stream=True, name="proxy_root")
     app.add_route(proxied, "/<path:path>", methods=PROXY_METHODS, stream=True, name="proxy")
 
+
+def _add_metrics_route(app: App, proxy: Proxy) -> None:
     async def metrics_route(request: Request) -> HTTPResponse:
         assert proxy.metrics is not None
         # Merging every process's files is blocking file work: keep it off the event loop.
@@ -169,12 +140,15 @@ def create_app(config: GatewayConfig) -> Sanic:
 
     app.add_route(metrics_route, "/metrics", methods=["GET"], name="metrics")
 
+
+def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes,
+                   status: WorkerStatus, activity: ActivityReporter | None) -> None:
     main_listener = (MainPortListener(app, config.host, config.main_port)
                      if config.serves_main_port else None)
     watchdog = WorkerWatchdog(app, lambda pid: mark_process_dead(pid, config.multiproc_dir))
 
     @app.before_server_start
-    async def _open(_app: Sanic) -> None:
+    async def _open(_app: App) -> None:
         status.start()
         # Created here, after the worker was spawned, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
@@ -189,7 +163,7 @@ def create_app(config: GatewayConfig) -> Sanic:
         watchdog.start()
 
     @app.before_server_stop
-    async def _going_away(_app: Sanic) -> None:
+    async def _going_away(_app: App) -> None:
         watchdog.stop()
         proxy.going_away()
         if main_listener is not None:
@@ -199,10 +173,7 @@ def create_app(config: GatewayConfig) -> Sanic:
             await activity.stop()
 
     @app.after_server_stop
-    def _close(_app: Sanic) -> None:
+    def _close(_app: App) -> None:
         proxy.stop()
         status.stop()
         mark_process_dead(os.getpid(), config.multiproc_dir)
-
-    app.ctx.proxy = proxy
-    return app

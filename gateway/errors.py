@@ -15,7 +15,12 @@ the upstream-client boundary (`gateway/upstream.py`) with `raise ... from exc`.
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from common.errors import WaiideHubError
+
+UpstreamErrorKind = Literal["connect_error", "timeout", "reset"]
+"""The metric label of an upstream failure (a closed set)."""
 
 
 class GatewayError(WaiideHubError):
@@ -25,8 +30,8 @@ class GatewayError(WaiideHubError):
 class UpstreamError(GatewayError):
     """WAIIDE did not produce a usable response."""
 
-    status = 502
-    kind = "connect_error"
+    status: ClassVar[int] = 502
+    kind: ClassVar[UpstreamErrorKind] = "connect_error"
 
     def __init__(self, upstream: str, cause: str) -> None:
         super().__init__(f"{upstream}: {cause}")

@@ -66,12 +66,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from common.prometheus_mode import multiprocess_active
+from gateway.errors import UpstreamErrorKind
 from monitor.record import RecordReader, StatusView
 
 PREFIX = "waiide_hub_"
 RouteClass = Literal["api", "proxy", "websocket"]
 Direction = Literal["in", "out"]
-UpstreamErrorKind = Literal["connect_error", "timeout", "reset"]
 ROUTE_CLASSES: tuple[RouteClass, ...] = ("api", "proxy", "websocket")
 DIRECTIONS: tuple[Direction, ...] = ("in", "out")
 UPSTREAM_ERROR_KINDS: tuple[UpstreamErrorKind, ...] = ("connect_error", "timeout", "reset")
@@ -254,7 +254,8 @@ class GatewayMetrics:
         """The text exposition of everything, and its content type. Blocking: use an executor."""
         registry = CollectorRegistry(support_collectors_without_names=True)
         if self.multiproc_dir is not None:
-            _SettledFilesCollector(registry, path=self.multiproc_dir)
+            # prometheus_client's collector constructor is unannotated upstream.
+            _SettledFilesCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self._registry))
         registry.register(_BuildInfo(self._version))
@@ -273,7 +274,7 @@ class _SettledFilesCollector(multiprocess.MultiProcessCollector):
     Such a file holds no samples yet, so leaving it out of this one scrape loses nothing.
     """
 
-    def collect(self) -> Iterator[Metric]:  # type: ignore[override]
+    def collect(self) -> Iterator[Metric]:
         files = []
         for path in glob.glob(os.path.join(self._path, "*.db")):
             with contextlib.suppress(OSError):  # removed by mark_process_dead meanwhile

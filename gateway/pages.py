@@ -1,4 +1,4 @@
-"""Bodies the gateway writes itself: error pages and the token login page.
+"""Responses the gateway writes itself: error pages and the token login page.
 
 Browsers (an `Accept` that prefers text/html) get a small readable HTML page; API clients get JSON
 with the same facts. Every page names the upstream and the cause, never a stack trace.
@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import html
 import json
+
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+NO_STORE = {"Cache-Control": "no-store"}
 
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;"
           "color:#222}h1{font-size:1.4rem}code{background:#eee;padding:0 .2rem}"
@@ -76,3 +81,11 @@ def login_page(*, failed: bool, hub: bool = False) -> bytes:
 
 def json_body(payload: object) -> bytes:
     return json.dumps(payload, indent=2, sort_keys=False).encode()
+
+
+def error_response(request: Request, status: int, detail: str, *, upstream: str | None = None,
+                   hint: str | None = None) -> HTTPResponse:
+    """An error page for `request` (HTML for a browser, JSON otherwise), never cached."""
+    body, content_type = error_body(status, detail, accept=request.headers.get("accept", ""),
+                                    upstream=upstream, hint=hint)
+    return HTTPResponse(body, status=status, content_type=content_type, headers=NO_STORE)

@@ -1,7 +1,8 @@
 """The bodies of `GET /api/status` and `GET /api/services`, from a status record view.
 
-Pure functions: the caller reads the view (`RecordReader.read()`, no I/O) and passes the wall
-clock; nothing here touches the network, a lock or a file. Both return ``(http_status, body)``.
+`status_response` and `services_response` are pure functions: the caller reads the view
+(`RecordReader.read()`, no I/O) and passes the wall clock; nothing here touches the network, a
+lock or a file. Both return ``(http_status, body)``. `WorkerStatus` holds a worker's reader.
 
 `GET /api/status` — 200 when the IDE (waiide) is up in a valid, fresh record; 503 otherwise,
 unknown included. JSON either way, for JupyterHub, Docker HEALTHCHECK and Kubernetes probes:
@@ -42,9 +43,11 @@ Process fields are as of checked_at and null when unknown.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
-from monitor.record import ComponentStatus, StatusRecord, StatusView
+from monitor.record import ComponentStatus, RecordReader, StatusRecord, StatusView
 
 IDE = "waiide"
 HTTP_OK = 200
@@ -128,3 +131,30 @@ def _probe_fields(comp: ComponentStatus, known: bool, now: float) -> dict[str, A
 
 def _age(then: float, now: float) -> float:
     return round(max(0.0, now - then), 3)
+
+
+class WorkerStatus:
+    """/api/status and /api/services for one worker, from its own reader of the record.
+
+    The reader maps the record once per worker (in `start`, in the worker's process) and each
+    request reads it with no lock, no syscall and no I/O.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = Path(path)
+        self.reader: RecordReader | None = None
+
+    def start(self) -> None:
+        self.reader = RecordReader(self._path)
+
+    def stop(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    async def status(self) -> tuple[int, dict[str, Any]]:
+        assert self.reader is not None
+        return status_response(self.reader.read(), time.time())
+
+    async def services(self) -> dict[str, Any]:
+        assert self.reader is not None
+        return services_response(self.reader.read(), time.time())[1]

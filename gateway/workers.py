@@ -11,15 +11,21 @@ harmless: the manager restarts the process it finds under that name.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from sanic import Sanic
 
+from gateway.sanic_compat import (
+    SERVER_WORKER_PREFIX,
+    restart_worker,
+    worker_name,
+    worker_states,
+)
+
 logger = logging.getLogger(__name__)
 
-SERVER_WORKER_PREFIX = "Sanic-Server-"
 _CHECK_EVERY_S = 1.0
 _FAILED = "FAILED"
 
@@ -27,15 +33,14 @@ _FAILED = "FAILED"
 class WorkerWatchdog:
     """Watches the sibling workers' states in this worker's event loop."""
 
-    def __init__(self, app: Sanic, on_dead_pid: Callable[[int], None]) -> None:
+    def __init__(self, app: Sanic[Any, Any], on_dead_pid: Callable[[int], None]) -> None:
         self._app = app
         self._on_dead_pid = on_dead_pid
         self._task: asyncio.Task[None] | None = None
         self._restarted: set[tuple[str, int]] = set()
 
     def start(self) -> None:
-        with contextlib.suppress(AttributeError):  # no manager: single-process test servers
-            _ = self._app.m.name
+        if worker_name(self._app) is not None:  # no manager: single-process test servers
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def stop(self) -> None:
@@ -52,7 +57,7 @@ class WorkerWatchdog:
 
     def check(self) -> None:
         """Restart every FAILED server worker (once per dead pid)."""
-        for name, state in dict(self._app.m.workers).items():
+        for name, state in worker_states(self._app).items():
             if not name.startswith(SERVER_WORKER_PREFIX) or state.get("state") != _FAILED:
                 continue
             pid = int(state.get("pid") or 0)
@@ -62,4 +67,4 @@ class WorkerWatchdog:
             logger.warning("gateway worker %s [%d] died; restarting it", name, pid)
             if pid:
                 self._on_dead_pid(pid)
-            self._app.m.restart(name)
+            restart_worker(self._app, name)

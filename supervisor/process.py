@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Protocol, TextIO
 
-import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
+import psutil
 
 from supervisor.errors import StartError
 from supervisor.probe import http_probe

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.headers import request_head, response_headers
+from gateway.http.headers import request_head, response_headers
 
 
 def head(headers: list[tuple[str, str]], **kw: object) -> bytes:

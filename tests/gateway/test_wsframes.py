@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from gateway.wsframes import FrameScanner, close_frame
+from gateway.ws.frames import FrameScanner, close_frame
 
 
 def frame(opcode: int, payload: bytes, *, masked: bool, fin: bool = True) -> bytes:

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from sanic.request import Request
 
-from gateway.auth import (
+from gateway.access.verdict import (
     Outcome,
     Verdict,
     is_jupyter_credential,
@@ -108,8 +108,9 @@ class HubTokenAuth:
 
         return bool(check_scopes(self._access_scopes, set(model.get("scopes", ()))))
 
-    def cookie_header(self, secure: bool, token: str) -> str:
+    def cookie_header(self, secure: bool, token: str | None = None) -> str:
         """The gateway's own cookie, holding the hub token (HttpOnly: scripts cannot read it)."""
+        assert token is not None, "a hub cookie carries the accepted hub token"
         flags = "; Secure" if secure else ""
         return f"{self.cookie_name}={token}; Path=/; HttpOnly; SameSite=Lax{flags}"
 

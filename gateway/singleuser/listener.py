@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from functools import partial
+from typing import Any
 
 from sanic import Sanic
-from sanic.models.server_types import Signal
-from sanic.server.protocols.http_protocol import HttpProtocol
+
+from gateway.sanic_compat import http_protocol_factory
 
 _CLOSE_GRACE_S = 2.0
 
@@ -25,12 +25,12 @@ _CLOSE_GRACE_S = 2.0
 class MainPortListener:
     """PORT in one worker: open in before_server_start, close in before_server_stop."""
 
-    def __init__(self, app: Sanic, host: str, port: int) -> None:
+    def __init__(self, app: Sanic[Any, Any], host: str, port: int) -> None:
         self._app = app
         self._host = host
         self._port = port
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[HttpProtocol] = set()
+        self._connections: set[Any] = set()  # Sanic's HttpProtocol instances
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -40,8 +40,7 @@ class MainPortListener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._host, self._port))
         sock.listen(1024)
-        factory = partial(HttpProtocol, loop=loop, app=self._app, signal=Signal(),
-                          connections=self._connections, state={})
+        factory = http_protocol_factory(self._app, self._connections)
         self._server = await loop.create_server(factory, sock=sock)
 
     async def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 client the gateway uses to talk to WAIIDE, with a per-worker connection pool.
+"""`UpstreamConnection`: the lean HTTP/1.1 client connection the gateway uses to talk to WAIIDE.
 
 Why not aiohttp here: the proxy must pass the request target byte for byte, add no headers of its
 own, never decompress, and cost as little as possible per request. A small asyncio protocol with
@@ -36,7 +36,7 @@ _READ_HIGH_WATER = 512 * 1024
 _READ_LOW_WATER = 128 * 1024
 _WRITE_HIGH_WATER = 256 * 1024
 # Node (code-server) closes idle keep-alive sockets after 5 s; drop ours a little earlier so a
-# request is never written onto a socket the upstream is closing.
+# request is never written onto a socket the upstream is closing (see `usable_idle`).
 _POOL_IDLE_S = 4.0
 
 Headers = list[tuple[bytes, bytes]]
@@ -324,7 +324,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._wake_body()
 
     # -- request side --------------------------------------------------------------------------
-    def start(self, head: bytes, *, head_only: bool) -> None:
+    def send_head(self, head: bytes, *, head_only: bool) -> None:
         """Send a request head and prepare to parse its response."""
         if self._closed or self.transport is None:
             raise UpstreamConnectError(self._label, "connection closed by WAIIDE")
@@ -469,59 +469,3 @@ class UpstreamConnection(asyncio.Protocol):
         self._closed = True
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
-
-
-class UpstreamPool:
-    """Keep-alive connections to WAIIDE for one gateway worker (LIFO, so warm sockets are reused)."""
-
-    def __init__(self, *, host: str, port: int, unix_socket: str | None, label: str,
-                 connect_timeout_s: float, max_idle: int) -> None:
-        self._host = host
-        self._port = port
-        self._unix_socket = unix_socket
-        self._label = label
-        self._connect_timeout_s = connect_timeout_s
-        self._max_idle = max_idle
-        self._idle: list[UpstreamConnection] = []
-
-    async def acquire(self) -> UpstreamConnection:
-        """A live idle connection, or a new one."""
-        idle = self._idle
-        while idle:
-            conn = idle.pop()
-            if conn.usable_idle:
-                conn.reused = True
-                return conn
-            conn.close()
-        return await self.connect()
-
-    async def connect(self) -> UpstreamConnection:
-        """A new connection (WebSocket upgrades always take one of these)."""
-        loop = asyncio.get_running_loop()
-        factory: Callable[[], UpstreamConnection] = lambda: UpstreamConnection(self._label)
-        try:
-            if self._unix_socket:
-                connecting = loop.create_unix_connection(factory, self._unix_socket)
-            else:
-                connecting = loop.create_connection(factory, self._host, self._port)
-            _transport, conn = await asyncio.wait_for(connecting, self._connect_timeout_s)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                self._label,
-                f"no connection within {self._connect_timeout_s:g}s (GATEWAY_CONNECT_TIMEOUT)",
-            ) from exc
-        except OSError as exc:
-            raise UpstreamConnectError(self._label, exc.strerror or str(exc)) from exc
-        return conn
-
-    def release(self, conn: UpstreamConnection) -> None:
-        """Return a connection after its response ended; keeps it only if it can carry another."""
-        if conn.reusable and len(self._idle) < self._max_idle:
-            conn.park()
-            self._idle.append(conn)
-        else:
-            conn.close()
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()

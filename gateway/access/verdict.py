@@ -1,23 +1,13 @@
-"""Who may reach WAIIDE through the gateway: the standalone token check.
+"""The vocabulary of access decisions, shared by every credential check.
 
-WAIIDE is a shell on the user's files, so everything proxied needs a credential unless
-GATEWAY_AUTH=none says otherwise. Standalone, the credential is one token (GATEWAY_TOKEN, or one
-generated at start), accepted as:
-
-- `Authorization: token <t>` or `Bearer <t>` (API clients);
-- `?token=<t>` on a page: answered with a redirect to the same URL without it and a cookie, so the
-  token leaves the address bar and history and never reaches WAIIDE; on a WebSocket upgrade
-  (which cannot follow redirects) it is accepted and removed from the forwarded target;
-- the cookie set by that redirect. Its value is an HMAC of the token, not the token, and its name
-  carries the port because browsers send cookies to every port of a host.
-
-The gateway's own credentials are removed before the request reaches WAIIDE.
+`Verdict` says whether a request may reach WAIIDE and how to clean it first (drop the
+Authorization field, rewrite the Cookie field, drop `?token=` from the target). The helpers here
+strip credentials; `InternalHop` admits requests that jupyter-server-proxy already authenticated.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +17,6 @@ from urllib.parse import unquote
 from sanic.request import Request
 
 from common.defaults import INTERNAL_HEADER
-
-_COOKIE_CONTEXT = b"waiide-hub cookie v1"
 
 
 class Outcome(enum.Enum):
@@ -53,13 +41,15 @@ ALLOW = Verdict(Outcome.ALLOW)
 
 
 class Authorizer(Protocol):
-    """What the proxy needs of a credential check (TokenAuth, gateway.hubauth.HubTokenAuth)."""
+    """What the gateway needs of a credential check (access.token.TokenAuth, access.hub.HubTokenAuth)."""
 
     def start(self) -> None: ...
 
     async def authorize(self, request: Request, *, websocket: bool) -> Verdict: ...
 
-    def cookie_header(self, secure: bool, token: str | None = None) -> str: ...
+    def cookie_header(self, secure: bool, token: str | None = None) -> str:
+        """The Set-Cookie value that remembers a credential accepted by `?token=`."""
+        ...
 
 
 def split_token_param(raw_target: bytes) -> tuple[bytes, str | None]:
@@ -80,7 +70,8 @@ def split_token_param(raw_target: bytes) -> tuple[bytes, str | None]:
     return (path + b"?" + rest if rest else path), unquote(token)
 
 
-def _without_cookie(header: str, name: str) -> str:
+def drop_cookie(header: str, name: str) -> str:
+    """The Cookie header without the cookie called `name`."""
     return "; ".join(p.strip() for p in header.split(";")
                      if p.strip() and p.split("=", 1)[0].strip() != name)
 
@@ -122,49 +113,3 @@ class InternalHop:
                                               is_jupyter_credential))
 
 
-class TokenAuth:
-    """The standalone token check (see the module docstring for the accepted forms)."""
-
-    def __init__(self, token: str, port: int) -> None:
-        self._token = token.encode()
-        self.cookie_name = f"waiide-hub-auth-{port}"
-        self.cookie_value = hmac.new(self._token, _COOKIE_CONTEXT, hashlib.sha256).hexdigest()
-
-    def _is_token(self, candidate: str) -> bool:
-        return hmac.compare_digest(candidate.encode(), self._token)
-
-    def start(self) -> None:
-        """Nothing to open: the token is in the configuration."""
-
-    async def authorize(self, request: Request, *, websocket: bool) -> Verdict:
-        headers = request.headers
-        raw_cookie = headers.get("cookie")
-        cookie_ok = False
-        cookie_out = None
-        if raw_cookie and self.cookie_name in raw_cookie:
-            cookie_out = _without_cookie(raw_cookie, self.cookie_name)
-            value = request.cookies.get(self.cookie_name) or ""
-            cookie_ok = hmac.compare_digest(value.encode(), self.cookie_value.encode())
-        auth = headers.get("authorization")
-        seen_bad = False
-        header_ok = False
-        if auth:
-            scheme, _, credential = auth.partition(" ")
-            if scheme.lower() in ("token", "bearer"):
-                header_ok = self._is_token(credential.strip())
-                seen_bad = not header_ok
-        target, query_token = split_token_param(request.raw_url)
-        query_ok = query_token is not None and self._is_token(query_token)
-        if query_token is not None and not query_ok:
-            seen_bad = True
-        if query_ok and not websocket:
-            return Verdict(Outcome.REDIRECT, target=target)
-        if cookie_ok or header_ok or query_ok:
-            return Verdict(Outcome.ALLOW, target=target if query_token is not None else None,
-                           drop_authorization=header_ok, cookie=cookie_out)
-        return Verdict(Outcome.INVALID if seen_bad or raw_cookie and cookie_out is not None
-                       else Outcome.MISSING)
-
-    def cookie_header(self, secure: bool, token: str | None = None) -> str:
-        flags = "; Secure" if secure else ""
-        return f"{self.cookie_name}={self.cookie_value}; Path=/; HttpOnly; SameSite=Lax{flags}"

@@ -5,7 +5,7 @@ hub and the browser expect of one, under `JUPYTERHUB_SERVICE_PREFIX` ({prefix}):
 
     {prefix}api                the hub's readiness check: {"version": …} + X-JupyterHub-Version
     {prefix}api/<name>         the gateway's API (status, user, services, healthz)
-    {prefix}oauth_callback     end of the hub's OAuth login (gateway.hubauth)
+    {prefix}oauth_callback     end of the hub's OAuth login (gateway.access.hub)
     {prefix}WAIIDE/…           WAIIDE, with {prefix}WAIIDE stripped (X-Forwarded-Prefix)
     {prefix}                   redirect to {prefix}WAIIDE/
 
@@ -22,11 +22,13 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from gateway import __version__
+from gateway.access.hub import HubTokenAuth
+from gateway.access.verdict import Outcome, Verdict
 from gateway.api import ApiRoutes
-from gateway.auth import Outcome, Verdict
 from gateway.config import GatewayConfig
-from gateway.hubauth import HubTokenAuth
-from gateway.proxy import Proxy, error_response, origin_form
+from gateway.http.target import origin_form
+from gateway.pages import error_response
+from gateway.proxy import Proxy
 
 IDE_NAME = "WAIIDE"
 
@@ -38,7 +40,7 @@ def _redirect(location: str, cookie: str | None = None) -> HTTPResponse:
     return HTTPResponse(status=302, headers=headers, content_type="text/plain; charset=utf-8")
 
 
-class HubServerMount:
+class SingleUserEndpoint:
     """Routes requests that arrive on PORT (see the module docstring)."""
 
     def __init__(self, config: GatewayConfig, proxy: Proxy, api: ApiRoutes) -> None:
@@ -48,7 +50,7 @@ class HubServerMount:
         self._prefix = config.service_prefix
         self._raw_prefix = self._prefix.encode()
         self._ide_prefix = f"{self._prefix}{IDE_NAME}"
-        auth = proxy.auth
+        auth = proxy.access.auth
         self._hub_auth = auth if isinstance(auth, HubTokenAuth) else None
 
     async def handle(self, request: Request) -> HTTPResponse | None:
@@ -85,7 +87,7 @@ class HubServerMount:
 
     def _login(self, request: Request) -> HTTPResponse:
         if self._hub_auth is None:
-            return self._proxy.refuse(request, Verdict(Outcome.MISSING))
+            return self._proxy.access.refuse(request, Verdict(Outcome.MISSING))
         next_url = request.raw_url.decode("latin-1")
         url, cookie = self._hub_auth.login_redirect(next_url, time.time())
         return _redirect(url, cookie)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from gateway.wsframes import (
+from gateway.ws.frames import (
     CLOSE_GOING_AWAY,
     PING_TO_CLIENT,
     FrameScanner,

@@ -1,0 +1,1 @@
+"""WebSockets to WAIIDE: the upgrade (WAIIDE's handshake first), the byte tunnel, its registry."""
