@@ -16,21 +16,19 @@ import pytest
 
 from monitor.record import (
     FORMAT_VERSION,
-    OFF_LENGTH,
-    OFF_MAGIC,
-    OFF_SEQ,
-    OFF_VERSION,
     PATH_ENV,
     PAYLOAD_CAPACITY,
     RECORD_SIZE,
     ComponentStatus,
     RecordBusy,
+    RecordError,
     RecordReader,
     RecordTooLarge,
     RecordWriter,
     StatusRecord,
     default_record_path,
 )
+from monitor.record.layout import OFF_LENGTH, OFF_MAGIC, OFF_SEQ, OFF_VERSION
 from tests.procs import PYTHON, RESOURCES, ROOT, running
 
 FULL = ComponentStatus(
@@ -240,13 +238,20 @@ def test_record_too_large(path: Path) -> None:
         writer.write(huge)
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="needs root to plant a file owned by another uid")
 def test_file_of_another_user_is_refused(path: Path) -> None:
+    """/dev/shm is world-writable: a record planted by another user is neither read nor fed.
+
+    The owner the file must have is injectable, so "another user's file" is this user's file
+    checked against another uid, with or without root.
+    """
+    me, stranger = os.getuid(), os.getuid() + 12345
     with _writer(path) as writer:
         writer.write(RECORD)
-        os.chown(path, 12345, -1)
-        view = RecordReader(path).read()
-        assert view.state == "unknown" and "owned by uid 12345" in (view.reason or "")
+        view = RecordReader(path, uid=stranger).read()
+        assert view.state == "unknown" and f"owned by uid {me}, not {stranger}" in (view.reason or "")
+        assert RecordReader(path).read().known  # the rightful owner's reader trusts it
+    with pytest.raises(RecordError, match=f"owned by uid {me}, not {stranger}"):
+        RecordWriter(path, 1.0, uid=stranger).open()
 
 
 def test_default_record_path() -> None:
