@@ -29,7 +29,7 @@ ENV APP_DIR=/srv/waiide-hub \
 
 # tini: PID 1 (reaps zombies, forwards signals). nodejs/npm: bootstrap npm (see above).
 # g++, make, libkrb5-dev: code-server's native modules (node-gyp; the `kerberos` module needs
-# gssapi/gssapi.h, see shared/reference/code-server-install.md). git, openssh-client, less:
+# gssapi/gssapi.h). git, openssh-client, less:
 # what people expect from a terminal in the IDE. Debian versions are not pinned: bookworm's
 # archive drops superseded versions on security updates, so a pin would break the build.
 # hadolint ignore=DL3008

@@ -15,7 +15,7 @@ HUB_HOME="${WAIIDE_HUB_HOME:-$HOME/.cache/waiide-hub}"
 VENV="${WAIIDE_HUB_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 
-CODE_SERVER_VERSION="4.139.1"   # needs Node 24 (engines.node); see shared/reference/code-server-install.md
+CODE_SERVER_VERSION="4.139.1"   # needs Node 24 (engines.node): installed below from the npm package node@24
 NODE_FOR_IDE="node@24"
 CHP_VERSION="5.3.0"
 WS_VERSION="8.23.0"

@@ -12,7 +12,7 @@ port, a JupyterHub URL): every helper takes a `Page` that is, or will be, showin
         screenshot(page, "edited")
 
 Facts about code-server 4.139.1 the helpers rely on (see
-`../shared/reference/code-server-install.md`, "In a real browser"):
+code-server's documented behaviour in a real browser):
 
 - `.monaco-workbench` appears about 4 s after the page starts loading; the Explorer lists the
   folder only once the remote connection (a WebSocket to `/stable-<commit>?reconnectionToken=…`)
