@@ -1,8 +1,9 @@
-"""The gateway's own routes: /api, /api/user, /api/status, /api/services, /api/healthz.
+"""The gateway's own routes: /api, /api/user, /api/status, /api/services, /api/healthz,
+/api/activity (and the IDE extension's /api/activity/ide endpoints, `gateway.activity.routes`).
 
 `/api`, `/api/status` and `/api/healthz` are open (health checks, Docker HEALTHCHECK, Kubernetes
-probes and the monitor use them); `/api/user` and `/api/services` need the same credential as the
-IDE, since they say whose server this is and what runs in it.
+probes and the monitor use them); `/api/user`, `/api/services` and `/api/activity` need the same
+credential as the IDE, since they say whose server this is and what runs in it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from sanic import Blueprint
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common.activity_files import IDE_REPORT_PATH
 from gateway import __version__
 from gateway.access.gate import Access
 from gateway.access.verdict import Outcome
+from gateway.activity.classify import PROBE
+from gateway.activity.routes import ActivityRoutes
+from gateway.activity.state import ActivityState
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.pages import NO_STORE, error_response, json_body
@@ -60,11 +65,14 @@ def overview(config: GatewayConfig, request_host: str) -> dict[str, Any]:
 class ApiRoutes:
     """The handlers, callable from the router (gateway port) and from `gateway.singleuser.endpoint` (PORT)."""
 
-    def __init__(self, config: GatewayConfig, access: Access,
+    def __init__(self, config: GatewayConfig, access: Access, activity: ActivityRoutes,
+                 activity_state: ActivityState,
                  status_source: Callable[[], Awaitable[tuple[int, dict[str, Any]]]],
                  services_source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self._config = config
         self._access = access
+        self._activity = activity
+        self._activity_state = activity_state
         self._status_source = status_source
         self._services_source = services_source
         self._started = time.time()
@@ -73,7 +81,7 @@ class ApiRoutes:
         self.by_name: dict[str, tuple[Handler, bool]] = {
             "": (self.overview, False), "healthz": (self.healthz, False),
             "status": (self.status, False), "user": (self.user, True),
-            "services": (self.services, True),
+            "services": (self.services, True), "activity": (activity.overview, True),
         }
 
     async def dispatch(self, request: Request, name: str) -> HTTPResponse:
@@ -96,6 +104,8 @@ class ApiRoutes:
         if entry is None:
             return error_response(request, 404, f"No API endpoint '{name}'.")
         handler, protected = entry
+        if not protected:  # health checks and overviews: never someone's use
+            self._activity_state.ignored(PROBE)
         if protected:
             verdict = await self._access.authorize(request, False)
             if verdict.outcome is not Outcome.ALLOW:
@@ -130,4 +140,8 @@ class ApiRoutes:
             path = "/api" + (f"/{name}" if name else "")
             bp.add_route(route, path, methods=["GET"], name=f"api_{name or 'overview'}",
                          strict_slashes=False)
+        bp.add_route(self._activity.ide_report, IDE_REPORT_PATH, methods=["POST"],
+                     name="api_activity_ide")
+        bp.add_route(self._activity.ide_notice, f"{IDE_REPORT_PATH}/notice", methods=["GET"],
+                     name="api_activity_ide_notice")
         return bp

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from sanic import Sanic
@@ -23,7 +24,10 @@ from gateway.access.gate import Access
 from gateway.access.hub import HubTokenAuth
 from gateway.access.token import TokenAuth
 from gateway.access.verdict import Authorizer
-from gateway.activity import ActivityReporter
+from gateway.activity.classify import SCRAPE
+from gateway.activity.hub import ActivityReporter
+from gateway.activity.routes import ActivityRoutes
+from gateway.activity.state import ActivityState
 from gateway.api import ApiRoutes
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics, mark_process_dead
@@ -88,11 +92,11 @@ def build_auth(config: GatewayConfig) -> Authorizer | None:
     return None
 
 
-def build_activity(config: GatewayConfig) -> ActivityReporter | None:
+def build_hub_reporter(config: GatewayConfig, state: ActivityState) -> ActivityReporter | None:
     hub = config.hub
     if hub is None or hub.activity_url is None:
         return None
-    return ActivityReporter(url=hub.activity_url, token=hub.api_token,
+    return ActivityReporter(state, url=hub.activity_url, token=hub.api_token,
                             server_name=hub.server_name, interval_s=hub.activity_interval_s)
 
 
@@ -101,16 +105,19 @@ def create_app(config: GatewayConfig) -> App:
     configure_logging(config.debug)
     app: App = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
-    activity = build_activity(config)
+    activity_dir = Path(config.activity_dir)
+    activity = ActivityState(activity_dir)
+    reporter = build_hub_reporter(config, activity)
     access = Access(config, build_auth(config))
-    proxy = Proxy(config, access, activity=activity)
+    proxy = Proxy(config, access, activity)
     status = WorkerStatus(config.record_path)
-    api = ApiRoutes(config, access, status.status, status.services)
+    api = ApiRoutes(config, access, ActivityRoutes(activity, activity_dir, config.activity_secret),
+                    activity, status.status, status.services)
     app.blueprint(api.blueprint())
     endpoint = SingleUserEndpoint(config, proxy, api) if config.serves_main_port else None
     _add_proxy_routes(app, proxy, endpoint, config.main_port)
-    _add_metrics_route(app, proxy)
-    _add_lifecycle(app, config, proxy, api, status, activity)
+    _add_metrics_route(app, proxy, activity)
+    _add_lifecycle(app, config, proxy, api, status, activity, reporter)
     app.ctx.proxy = proxy
     return app
 
@@ -130,9 +137,10 @@ def _add_proxy_routes(app: App, proxy: Proxy, endpoint: SingleUserEndpoint | Non
     app.add_route(proxied, "/<path:path>", methods=PROXY_METHODS, stream=True, name="proxy")
 
 
-def _add_metrics_route(app: App, proxy: Proxy) -> None:
+def _add_metrics_route(app: App, proxy: Proxy, activity: ActivityState) -> None:
     async def metrics_route(request: Request) -> HTTPResponse:
         assert proxy.metrics is not None
+        activity.ignored(SCRAPE)
         # Merging every process's files is blocking file work: keep it off the event loop.
         body, content_type = await asyncio.get_running_loop().run_in_executor(
             None, proxy.metrics.render)
@@ -142,7 +150,8 @@ def _add_metrics_route(app: App, proxy: Proxy) -> None:
 
 
 def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes,
-                   status: WorkerStatus, activity: ActivityReporter | None) -> None:
+                   status: WorkerStatus, activity: ActivityState,
+                   reporter: ActivityReporter | None) -> None:
     main_listener = (MainPortListener(app, config.host, config.main_port)
                      if config.serves_main_port else None)
     watchdog = WorkerWatchdog(app, lambda pid: mark_process_dead(pid, config.multiproc_dir))
@@ -152,12 +161,19 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
         status.start()
         # Created here, after the worker was spawned, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
-                                 worker=worker_index(app))
+                                 worker=worker_index(app),
+                                 activity_dir=Path(config.activity_dir))
         proxy.metrics = metrics
         api.metrics = metrics
         proxy.start()
-        if activity is not None:
-            activity.start()
+        try:
+            Path(config.activity_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            logger.warning("cannot create the activity directory %s: %s", config.activity_dir,
+                           exc)
+        activity.start()
+        if reporter is not None:
+            reporter.start()
         if main_listener is not None:
             await main_listener.start()
         watchdog.start()
@@ -168,9 +184,10 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
         proxy.going_away()
         if main_listener is not None:
             await main_listener.stop()
-        if activity is not None:  # the last use must reach the hub before the worker goes
-            await activity.flush()
-            await activity.stop()
+        await activity.stop()
+        if reporter is not None:  # the last use must reach the hub before the worker goes
+            await reporter.flush()
+            await reporter.stop()
 
     @app.after_server_stop
     def _close(_app: App) -> None:

@@ -13,6 +13,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from common.activity_files import ENV_VAR as ACTIVITY_DIR_ENV
+from common.activity_files import SECRET_ENV as ACTIVITY_SECRET_ENV
+from common.activity_files import default_activity_dir
 from common.auth_mode import AuthMode, resolve_auth_mode
 from common.defaults import (
     DEFAULT_API_PORT,
@@ -132,6 +135,8 @@ class GatewayConfig:
     hub: HubSettings | None = None
     all_components: bool = True
     main_port: int = DEFAULT_PORT
+    activity_dir: str = ""
+    activity_secret: str = field(default="", repr=False)
 
     @property
     def upstream_label(self) -> str:
@@ -170,9 +175,10 @@ class GatewayConfig:
         generated = auth is AuthMode.TOKEN and not token
         if generated:
             token = secrets.token_urlsafe(24)
+        port = env.port("API_SERVER_PORT", DEFAULT_API_PORT)
         return cls(
             host=env.text("HOST", DEFAULT_HOST),
-            port=env.port("API_SERVER_PORT", DEFAULT_API_PORT),
+            port=port,
             workers=env.count("GATEWAY_WORKERS", os.cpu_count() or 1, minimum=1, maximum=64),
             waiide_host=waiide_host,
             waiide_port=env.port("WAIIDE_PORT", DEFAULT_WAIIDE_PORT),
@@ -197,4 +203,7 @@ class GatewayConfig:
             hub=hub,
             all_components=env.flag("USE_ALL_COMPONENTS", True),
             main_port=env.port("PORT", DEFAULT_PORT),
+            activity_dir=(env.absolute_path(ACTIVITY_DIR_ENV)
+                          or str(default_activity_dir(os.getuid(), port))),
+            activity_secret=env.text(ACTIVITY_SECRET_ENV, ""),
         )

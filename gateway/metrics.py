@@ -66,6 +66,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from common.prometheus_mode import multiprocess_active
+from gateway.activity.collector import ActivityCollector
 from gateway.errors import GatewayError, UpstreamErrorKind
 from monitor.record import RecordReader, StatusView
 
@@ -127,6 +128,7 @@ class GatewayMetrics:
 
     def __init__(self, *, multiproc_dir: str | Path | None = None,
                  status_reader: RecordReader | None = None, version: str | None = None,
+                 activity_dir: Path | None = None,
                  worker: str = "0") -> None:
         """
         Args:
@@ -153,6 +155,8 @@ class GatewayMetrics:
                 "pass the configured directory, or unset the variable")
         self.multiproc_dir = None if multiproc_dir is None else str(multiproc_dir)
         self._status_reader = status_reader
+        self._activity = (ActivityCollector(activity_dir, time.time())
+                          if activity_dir is not None else None)
         self._version = version if version is not None else gateway_version()
         self._registry = CollectorRegistry()  # single-process mode only; unused with files
         self._worker = worker
@@ -262,6 +266,8 @@ class GatewayMetrics:
         registry.register(_BuildInfo(self._version))
         if self._status_reader is not None:
             registry.register(StatusCollector(self._status_reader))
+        if self._activity is not None:
+            registry.register(self._activity)
         # All our names are legacy-safe, so the body is valid text format 0.0.4, the version
         # every Prometheus understands (the client's "latest" label, 1.0.0, only adds UTF-8 names).
         return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4

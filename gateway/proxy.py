@@ -20,7 +20,8 @@ from sanic.response import HTTPResponse
 
 from gateway.access.gate import Access
 from gateway.access.verdict import Outcome, Verdict
-from gateway.activity import ActivityReporter, is_user_message
+from gateway.activity.classify import PING, http_use, ws_message_use
+from gateway.activity.state import ActivityState
 from gateway.config import GatewayConfig
 from gateway.http.headers import request_head
 from gateway.http.relay import HttpRelay, Tally
@@ -36,8 +37,7 @@ LoginPage = Callable[[Request], HTTPResponse]
 class Proxy:
     """The proxy of one gateway worker: access, then the HTTP relay or a WebSocket tunnel."""
 
-    def __init__(self, config: GatewayConfig, access: Access, *,
-                 activity: ActivityReporter | None = None) -> None:
+    def __init__(self, config: GatewayConfig, access: Access, activity: ActivityState) -> None:
         self.config = config
         self.access = access
         self.activity = activity
@@ -46,7 +46,7 @@ class Proxy:
         self.websockets = WebSocketProxy(config, self.relay, self.tunnels, self._client_message)
         self._metrics: GatewayMetrics | None = None
         # Compressed WebSocket messages cannot be told apart (keepalive or user input), so when
-        # activity is reported the gateway declines permessage-deflate (see gateway.activity).
+        # activity is reported the gateway declines permessage-deflate (gateway.activity.classify).
         self._strip_ws_extensions = config.ws_compression == "off"
 
     @property
@@ -85,11 +85,11 @@ class Proxy:
             prefix: the public path prefix stripped from `target` (X-Forwarded-Prefix).
             login: answers a browser that has no credential yet (the hub's OAuth redirect).
         """
-        metrics = self._metrics
-        if metrics is None or request.headers.get("upgrade"):
-            return await self._forward(request, target, prefix, login, Tally())
         tally = Tally()
-        token = metrics.request_started("proxy")
+        if request.headers.get("upgrade"):
+            return await self._forward(request, target, prefix, login, tally)
+        metrics = self._metrics
+        token = metrics.request_started("proxy") if metrics is not None else None
         try:
             response = await self._forward(request, target, prefix, login, tally)
             if response is not None:
@@ -100,8 +100,12 @@ class Proxy:
             tally.status = tally.status or 499  # the client went away (nginx's convention)
             raise
         finally:
-            metrics.request_finished(token, request.method, "proxy", tally.status,
-                                     tally.bytes_in, tally.bytes_out)
+            if tally.proxied:
+                self._record_http_use(request, tally)
+            if token is not None:
+                assert metrics is not None
+                metrics.request_finished(token, request.method, "proxy", tally.status,
+                                         tally.bytes_in, tally.bytes_out)
 
     async def _forward(self, request: Request, target: bytes, prefix: str | None,
                        login: LoginPage | None, tally: Tally) -> HTTPResponse | None:
@@ -116,8 +120,7 @@ class Proxy:
             return self.access.refuse(request, verdict)
         if verdict.target is not None:
             target = strip_prefix(verdict.target, prefix) or target
-        if self.activity is not None:
-            self.activity.touch()
+        tally.proxied = True
         if websocket:
             head = self._head(request, target, verdict, prefix, None, False, websocket=True)
             return await self.websockets.forward(request, head)
@@ -137,7 +140,22 @@ class Proxy:
                             body_length=body_length, chunked=chunked, websocket=websocket,
                             drop=drop, cookie=verdict.cookie, prefix=prefix)
 
+    def _record_http_use(self, request: Request, tally: Tally) -> None:
+        cause, ignored = http_use(request.method, request.headers.get("sec-fetch-mode"),
+                                  tally.bytes_in, tally.bytes_out)
+        if cause is not None:
+            self.activity.use(cause)
+        elif ignored is not None:
+            self.activity.ignored(ignored)
+
     def _client_message(self, opcode: int, length: int, compressed: bool, first: int) -> None:
         """A WebSocket message from the client began (see gateway.ws.frames.FrameScanner)."""
-        if self.activity is not None and is_user_message(opcode, length, compressed, first):
-            self.activity.touch()
+        if opcode >= 0x8:  # close, ping, pong: the connection's own upkeep
+            self.activity.ignored(PING)
+            return
+        cause, ignored = ws_message_use(length, compressed, first,
+                                        extension_seen=self.activity.extension_seen_anywhere)
+        if cause is not None:
+            self.activity.use(cause)
+        elif ignored is not None:
+            self.activity.ignored(ignored)

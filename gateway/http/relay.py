@@ -43,11 +43,12 @@ HeadBuilder = Callable[[int | None, bool], bytes]
 
 
 class Tally:
-    """What one proxied exchange did, for the metrics."""
+    """What one proxied exchange did, for the metrics and the activity record."""
 
-    __slots__ = ("bytes_in", "bytes_out", "status")
+    __slots__ = ("bytes_in", "bytes_out", "proxied", "status")
 
     def __init__(self) -> None:
+        self.proxied = False  # allowed through to WAIIDE (a refused request is nobody's use)
         self.status = 0
         self.bytes_in = 0
         self.bytes_out = 0

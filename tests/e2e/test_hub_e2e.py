@@ -19,7 +19,8 @@ Scenarios:
     (HTTP and WebSocket upgrade); the token and hub cookies do not reach WAIIDE.
  6. Activity through the gateway port reaches the hub's users API.
  7. A WebSocket on the gateway port carrying only VS Code KeepAlive/Ack frames does not move
-    last_activity; a real message on the same socket does.
+    last_activity, nor does opening it; a real message on the same socket does (no IDE extension
+    has reported here, so messages count as they did before it: gateway.activity.classify).
  8. Hub credentials sent through the hub (login cookies, a token) do not reach WAIIDE.
  9. Stopping the server through the hub leaves none of its processes and no status record.
 10. The server's log (relayed into the hub's) shows no error, and every child stopped
@@ -254,11 +255,15 @@ async def test_keepalive_frames_do_not_count_as_activity(hub: HubProcess, server
     # Every report is due within 1.1 intervals (10 % jitter); wait a little more than that.
     settle_s = 1.5 * interval + 0.5
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
-        opened_at = now_utc()
+        # A plain request (a non-browser client) is use: let its report land, then settle.
+        used_at = now_utc()
+        async with session.get(f"{server.gateway_url}/some/file",
+                               headers=token_header(tokens["alice"])) as resp:
+            assert resp.status == 200
+        await wait_activity_after(hub, used_at, 6 * interval + 5)
         async with session.ws_connect(f"{server.gateway_url}/ws", heartbeat=None,
                                       headers=token_header(tokens["alice"])) as ws:
-            # Opening the socket is use (a proxied request): let its report land, then settle.
-            await wait_activity_after(hub, opened_at, 6 * interval + 5)
+            # Opening a socket is not use (an idle tab reconnects by itself).
             await asyncio.sleep(settle_s)
             baseline = await asyncio.to_thread(hub.api.last_activity)
 

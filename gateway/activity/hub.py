@@ -1,18 +1,9 @@
-"""Telling JupyterHub that the user is using the IDE through the gateway.
+"""Telling JupyterHub that the user is using the server: only real use, never a tab by itself.
 
-Traffic straight to the gateway never passes the hub's proxy or jupyter-server, so without this the
-idle culler would stop a server someone is working in. Each worker keeps the time of the last *real*
-use and posts it to `JUPYTERHUB_ACTIVITY_URL` the way jupyterhub-singleuser does: every
-`JUPYTERHUB_ACTIVITY_INTERVAL` seconds (default 300, ±10 % jitter), only when it is newer than what
-was last sent, retrying with exponential backoff (1 s doubling, capped at 15 s) for up to 60 s.
-
-Real use is a proxied HTTP request, or a WebSocket message from the client that is not VS Code's
-own chatter. VS Code frames every message with a 13-byte header whose first byte is the type; an
-idle tab sends KeepAlive (9) and Ack (3) messages every few seconds, which must not keep a server
-alive forever. Health probes, metrics scrapes and WebSocket pings/pongs never count. Compressed
-messages cannot be read, so under a hub the gateway declines permessage-deflate by default
-(GATEWAY_WS_COMPRESSION=auto); if compression is forced on, compressed messages of at most
-`_CHATTER_MAX_COMPRESSED` bytes are taken for chatter.
+Each worker posts the last use it recorded (`ActivityState`) to `JUPYTERHUB_ACTIVITY_URL` the way
+jupyterhub-singleuser does: every `JUPYTERHUB_ACTIVITY_INTERVAL` seconds (default 300, ±10 %
+jitter), only when it is newer than what was last sent, retrying with exponential backoff (1 s
+doubling, capped at 15 s) for up to 60 s. What counts as use is `gateway.activity.classify`.
 """
 
 from __future__ import annotations
@@ -26,23 +17,13 @@ from datetime import UTC, datetime
 
 import aiohttp
 
+from gateway.activity.state import ActivityState
+
 logger = logging.getLogger(__name__)
 
-VSCODE_HEADER_BYTES = 13
-VSCODE_ACK = 3
-VSCODE_KEEPALIVE = 9
-_CHATTER_TYPES = frozenset({VSCODE_ACK, VSCODE_KEEPALIVE})
-_CHATTER_MAX_COMPRESSED = 8
 _RETRY_FIRST_S = 1.0
 _RETRY_MAX_S = 15.0
 _RETRY_TOTAL_S = 60.0
-
-
-def is_user_message(opcode: int, length: int, compressed: bool, first: int) -> bool:
-    """Whether a client WebSocket message is someone using the IDE (see module docstring)."""
-    if compressed:
-        return length > _CHATTER_MAX_COMPRESSED
-    return not (length == VSCODE_HEADER_BYTES and first in _CHATTER_TYPES)
 
 
 def isoformat(ts: float) -> str:
@@ -50,21 +31,18 @@ def isoformat(ts: float) -> str:
 
 
 class ActivityReporter:
-    """Last real use in this worker, and the loop that posts it to the hub."""
+    """The loop that posts this worker's last real use to the hub."""
 
-    def __init__(self, *, url: str, token: str, server_name: str, interval_s: float) -> None:
+    def __init__(self, state: ActivityState, *, url: str, token: str, server_name: str,
+                 interval_s: float) -> None:
+        self._state = state
         self._url = url
         self._token = token
         self._server_name = server_name
         self._interval_s = interval_s
-        self.last_activity = 0.0
         self._last_sent = 0.0
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-
-    def touch(self) -> None:
-        """Record real use now (cheap: called on the request path)."""
-        self.last_activity = time.time()
 
     def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
@@ -90,8 +68,8 @@ class ActivityReporter:
 
     async def flush(self) -> bool:
         """Post the last activity if it is newer than what the hub has; True when posted."""
-        stamp = self.last_activity
-        if stamp <= self._last_sent:
+        stamp = self._state.last_activity
+        if stamp is None or stamp <= self._last_sent:
             return False
         when = isoformat(stamp)
         body = json.dumps({"servers": {self._server_name: {"last_activity": when}},
