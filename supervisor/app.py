@@ -10,6 +10,7 @@ from common.exits import ExitCode
 from supervisor.banner import banner_lines
 from supervisor.components import build_specs
 from supervisor.config import Mode, SupervisorConfig
+from supervisor.idle import IdleWatch
 from supervisor.process import ChildProcess
 from supervisor.rundir import RunDir
 from supervisor.status_file import ComponentsFile
@@ -38,8 +39,11 @@ def run(config: SupervisorConfig, extra_args: Sequence[str] = ()) -> ExitCode:
     try:
         specs = build_specs(config, run_dir.paths, extra_args)
         components = ComponentsFile(run_dir.paths.components_file)
+        idle = (IdleWatch(run_dir.paths.activity_dir, config.idle)
+                if config.idle.enabled else None)
         supervisor = Supervisor(specs, ChildProcess, on_change=components.write,
-                                on_ready=lambda: _log_banner(config))
+                                on_ready=lambda: _log_banner(config),
+                                should_stop=idle.tick if idle is not None else lambda: False)
         logger.info("supervisor [%d] starting %s", os.getpid(),
                     ", ".join(spec.name for spec in specs))
         with supervisor.capture_signals():

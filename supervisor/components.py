@@ -20,6 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from common.activity_files import ENV_VAR as ACTIVITY_DIR_VAR
+from common.activity_files import IDE_REPORT_PATH
+from common.activity_files import SECRET_ENV as ACTIVITY_SECRET_VAR
+from common.activity_files import URL_ENV as ACTIVITY_URL_VAR
 from common.components_file import ENV_VAR as COMPONENTS_FILE_VAR
 from common.defaults import GATEWAY_HEALTH_PATH, INTERNAL_SECRET_ENV, url_host
 from supervisor.config import SETUP_HINT, Mode, SupervisorConfig
@@ -28,7 +32,7 @@ from supervisor.rundir import RunPaths
 from supervisor.spec import ChildSpec, ReadyCheck
 
 INTERNAL_VARS = ("PROMETHEUS_MULTIPROC_DIR", COMPONENTS_FILE_VAR, "GATEWAY_TOKEN",
-                 INTERNAL_SECRET_ENV)
+                 INTERNAL_SECRET_ENV, ACTIVITY_DIR_VAR, ACTIVITY_SECRET_VAR, ACTIVITY_URL_VAR)
 WAIIDE_HIDDEN_VARS = (*INTERNAL_VARS, "JUPYTER_TOKEN", "PORT", "CODE_SERVER_HOST")
 
 
@@ -61,6 +65,8 @@ def service_env(config: SupervisorConfig, paths: RunPaths) -> dict[str, str]:
         "WAIIDE_PORT": str(config.waiide_port),
         "PROMETHEUS_MULTIPROC_DIR": str(paths.metrics_dir),
         COMPONENTS_FILE_VAR: str(paths.components_file),
+        ACTIVITY_DIR_VAR: str(paths.activity_dir),
+        ACTIVITY_SECRET_VAR: config.activity_secret,
     })
     if config.waiide_socket:
         env["WAIIDE_SOCKET"] = config.waiide_socket
@@ -81,12 +87,20 @@ def waiide_ready_check(config: SupervisorConfig) -> ReadyCheck:
     return ReadyCheck(f"http://{host}:{config.waiide_port}{config.waiide_ready_path}")
 
 
+def waiide_env(config: SupervisorConfig) -> dict[str, str]:
+    """The user's environment, plus where the built-in extension reports use (and its secret)."""
+    env = user_env(config, WAIIDE_HIDDEN_VARS)
+    env[ACTIVITY_URL_VAR] = config.local_url(config.api_port, IDE_REPORT_PATH)
+    env[ACTIVITY_SECRET_VAR] = config.activity_secret
+    return env
+
+
 def waiide_spec(config: SupervisorConfig) -> ChildSpec:
     """The IDE: WAIIDE_COMMAND, or the code-server installed by scripts/setup.sh."""
     return ChildSpec(
         name="waiide",
         argv=config.waiide_argv,
-        env=user_env(config, WAIIDE_HIDDEN_VARS),
+        env=waiide_env(config),
         ready=waiide_ready_check(config),
         ready_timeout_s=config.waiide_ready_timeout_s,
         stop_timeout_s=config.stop_timeout_s,

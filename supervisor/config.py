@@ -36,6 +36,7 @@ from common.defaults import (
 )
 from common.env import EnvReader
 from common.errors import ConfigError
+from supervisor.idle import IdlePolicy
 from supervisor.spec import LivenessPolicy, RestartPolicy
 
 DEFAULT_READY_PATH = "/healthz"
@@ -199,6 +200,14 @@ def _restart_policy(env: EnvReader) -> RestartPolicy:
     )
 
 
+def _idle_policy(env: EnvReader) -> IdlePolicy:
+    return IdlePolicy(
+        timeout_s=env.seconds_or_zero("WAIIDE_IDLE_TIMEOUT", 0.0),
+        warning_s=env.seconds_or_zero("WAIIDE_IDLE_WARNING", 300.0),
+        busy_counts=env.flag("WAIIDE_IDLE_BUSY_COUNTS", True),
+    )
+
+
 def _liveness(env: EnvReader) -> LivenessPolicy:
     return LivenessPolicy(
         interval_s=env.seconds("SUPERVISOR_PROBE_INTERVAL", 5.0),
@@ -243,6 +252,9 @@ class SupervisorConfig:
     metrics_dir: str | None = None
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
+    idle: IdlePolicy = field(default_factory=IdlePolicy)
+    # Proves to the gateway that an activity report comes from the IDE extension.
+    activity_secret: str = field(default="", repr=False)
     stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S
     allow_root: bool = False
     python: str = sys.executable
@@ -293,7 +305,8 @@ class SupervisorConfig:
             internal_secret=secrets.token_urlsafe(32),
             status_path=env.absolute_path("WAIIDE_HUB_STATUS_PATH"),
             metrics_dir=env.absolute_path("PROMETHEUS_MULTIPROC_DIR"),
-            restart=_restart_policy(env), liveness=_liveness(env),
+            restart=_restart_policy(env), liveness=_liveness(env), idle=_idle_policy(env),
+            activity_secret=secrets.token_urlsafe(32),
             stop_timeout_s=env.seconds("SUPERVISOR_STOP_TIMEOUT", DEFAULT_STOP_TIMEOUT_S),
             allow_root=(os.geteuid() if euid is None else euid) == 0,
             python=interpreter, environ=dict(environ),

@@ -47,6 +47,9 @@ def proxy_config(config: SupervisorConfig) -> dict[str, object]:
                            "path_info": f"{JSP_SERVER_NAME}/"},
         "port": config.api_port,
         "request_headers_override": {INTERNAL_HEADER: config.internal_secret},
+        # jupyter-server-proxy would count every relayed message (VS Code's keepalives and
+        # polling included) as activity of the single-user server; the gateway measures use.
+        "update_last_activity": False,
     }
     return {"ServerProxy": {"servers": {JSP_SERVER_NAME: server}}}
 

@@ -6,6 +6,7 @@ Layout of the run directory (removed when the supervisor exits):
         components.json        pids and states for the monitor (MONITOR_COMPONENTS_FILE)
         jupyter/               jupyter_server_config.json with the ServerProxy section
         prometheus/            PROMETHEUS_MULTIPROC_DIR unless the variable names another one
+        activity/              what counts as use (common.activity_files), mode 0700
 
 prometheus_client requires the multiprocess directory to be emptied between runs (its docs:
 "This directory must be wiped between process/Gunicorn runs"); a directory the user names is
@@ -38,6 +39,7 @@ class RunPaths:
     metrics_dir: Path
     components_file: Path
     jupyter_config_dir: Path
+    activity_dir: Path
 
 
 class RunDir:
@@ -56,10 +58,11 @@ class RunDir:
         metrics = root / "prometheus" if own else Path(str(config.metrics_dir))
         paths = RunPaths(root=root, metrics_dir=metrics,
                          components_file=root / COMPONENTS_FILE_NAME,
-                         jupyter_config_dir=root / "jupyter")
+                         jupyter_config_dir=root / "jupyter", activity_dir=root / "activity")
         run_dir = cls(paths, own, Path(config.status_path) if config.status_path else None)
         try:
             metrics.mkdir(parents=True, exist_ok=True)
+            paths.activity_dir.mkdir(mode=0o700)
             run_dir._wipe_metrics()
         except OSError:
             run_dir.cleanup()

@@ -59,6 +59,11 @@ def _nothing() -> None:
     """Default `on_ready`: no banner."""
 
 
+def _carry_on() -> bool:
+    """Default `should_stop`: never asks to stop."""
+    return False
+
+
 class Supervisor:
     """Runs `specs` in order until SIGTERM/SIGINT, restarting whatever dies.
 
@@ -67,12 +72,15 @@ class Supervisor:
         process_factory: makes an unstarted `Process` for a spec (ChildProcess in production).
         on_change: receives the state of every child after each lifecycle event.
         on_ready: called once when every child has started and passed its readiness probe.
+        should_stop: asked every tick while supervising; True stops everything cleanly (exit 0),
+            as SIGTERM does (the idle self-shutdown, `supervisor.idle`).
         clock, wall_clock, sleep: monotonic time, unix time and sleeping, injectable for tests.
     """
 
     def __init__(self, specs: Sequence[ChildSpec], process_factory: ProcessFactory, *,
                  on_change: Callable[[Sequence[ChildEntry]], None] = _ignore,
                  on_ready: Callable[[], None] = _nothing,
+                 should_stop: Callable[[], bool] = _carry_on,
                  clock: Callable[[], float] = time.monotonic,
                  wall_clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -83,6 +91,7 @@ class Supervisor:
         self._factory = process_factory
         self._on_change = on_change
         self._on_ready = on_ready
+        self._should_stop = should_stop
         self._clock = clock
         self._wall_clock = wall_clock
         self._sleep = sleep
@@ -161,6 +170,9 @@ class Supervisor:
             while not self.should_exit.wait(TICK_S):
                 self.handle_signals()
                 self.keep_children_alive()
+                if not self.should_exit.is_set() and self._should_stop():
+                    logger.info("stopping the children in reverse start order")
+                    self.should_exit.set()
         finally:
             self._looping = False
 

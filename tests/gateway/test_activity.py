@@ -1,0 +1,189 @@
+"""What counts as use, through a real gateway (2 workers) in front of a real fake WAIIDE.
+
+1. Without credentials /api/activity is refused; with them it answers what counts now.
+2. A browser's background fetch is polling; a navigation, a download, an upload and a
+   non-browser client are use, each with its cause.
+3. Probes and scrapes are counted as ignored traffic, never as use.
+4. VS Code's KeepAlive/Ack messages are never use; other messages are use until the IDE
+   extension has reported anywhere (any worker), then they are its RPC polling.
+5. The extension's endpoints take only the per-start secret; a report is use with its cause,
+   busy work is shown, an unknown cause is refused.
+6. The notice endpoint shows the supervisor's plan once its warning time has come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from common.activity_files import PLAN_FILE, IdlePlan
+from tests.conftest import TEST_TOKEN, Server, gateway_process
+
+SECRET = "activity-secret-for-tests"
+AUTH = {"Authorization": f"token {TEST_TOKEN}"}
+KEEPALIVE = bytes([9]) + bytes(12)
+TYPED = bytes([1]) + bytes(12) + b"user typed"
+
+
+@pytest.fixture()
+def activity_gateway(tmp_path: Path, upstream: Server) -> Iterator[tuple[Server, Path]]:
+    directory = tmp_path / "activity"
+    directory.mkdir()
+    env = {"GATEWAY_AUTH": "token", "GATEWAY_TOKEN": TEST_TOKEN,
+           "WAIIDE_HUB_ACTIVITY_DIR": str(directory), "WAIIDE_ACTIVITY_SECRET": SECRET}
+    with gateway_process(tmp_path, upstream.port, env) as server:
+        yield server, directory
+
+
+def call(server: Server, path: str, *, headers: dict[str, str] | None = None,
+         data: bytes | None = None, method: str | None = None) -> tuple[int, bytes]:
+    req = urllib.request.Request(f"{server.url}{path}", data=data, headers=headers or {},
+                                 method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def activity(server: Server) -> dict[str, Any]:
+    status, body = call(server, "/api/activity", headers=AUTH)
+    assert status == 200, body
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def wait_for(server: Server, check: Callable[[dict[str, Any]], bool],
+             timeout_s: float = 10) -> dict[str, Any]:
+    """Poll /api/activity over fresh connections (any worker) until `check` holds."""
+    deadline = time.monotonic() + timeout_s
+    seen = activity(server)
+    while not check(seen):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"/api/activity never matched; last: {seen}")
+        time.sleep(0.2)
+        seen = activity(server)
+    return seen
+
+
+def report(server: Server, doc: dict[str, Any], secret: str = SECRET) -> int:
+    status, _ = call(server, "/api/activity/ide", data=json.dumps(doc).encode(), method="POST",
+                     headers={"X-Waiide-Activity-Secret": secret,
+                              "Content-Type": "application/json"})
+    return status
+
+
+def test_api_activity_needs_the_servers_credentials(activity_gateway: tuple[Server, Path]) -> None:
+    """1."""
+    server, _ = activity_gateway
+    assert call(server, "/api/activity")[0] == 401
+    body = activity(server)
+    assert body["last_activity"] is None and body["cause"] is None and body["busy"] is False
+    assert body["extension"] == {"seen": False, "last_report_at": None}
+    assert body["self_shutdown"] is None
+
+
+def test_http_use_by_kind(activity_gateway: tuple[Server, Path]) -> None:
+    """2."""
+    server, _ = activity_gateway
+    poll = {**AUTH, "Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+    for _ in range(5):
+        assert call(server, "/poll", headers=poll)[0] == 200
+    seen = wait_for(server, lambda a: a["ignored_last_60s"].get("http-poll", 0) >= 5)
+    assert seen["last_activity"] is None, "a browser's background fetch counted as use"
+
+    navigate = {**AUTH, "Sec-Fetch-Mode": "navigate"}
+    cases: list[tuple[str, str, dict[str, str], bytes | None]] = [
+        ("http-page", "/page", navigate, None),
+        ("http-download", "/huge?size=2000000&cl=1", poll, None),
+        ("http-upload", "/upload", poll, b"x" * 1000),
+        ("http", "/curl", AUTH, None),
+    ]
+    for cause, path, headers, data in cases:
+        before = time.time()
+        assert call(server, path, headers=headers, data=data)[0] == 200
+        seen = wait_for(server, lambda a, c=cause: a["cause"] == c)
+        assert seen["idle_s"] is not None and seen["idle_s"] <= time.time() - before + 1
+
+
+def test_probes_and_scrapes_are_ignored(activity_gateway: tuple[Server, Path]) -> None:
+    """3."""
+    server, _ = activity_gateway
+    for path in ("/api/status", "/api/healthz", "/api", "/metrics", "/metrics"):
+        call(server, path)
+    seen = wait_for(server, lambda a: a["ignored_last_60s"].get("probe", 0) >= 3
+                    and a["ignored_last_60s"].get("scrape", 0) >= 2)
+    assert seen["last_activity"] is None
+
+
+def test_vscode_messages_and_the_extension(activity_gateway: tuple[Server, Path]) -> None:
+    """4."""
+    server, _ = activity_gateway
+
+    async def exchange(*messages: bytes) -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                f"{server.url}/ws", headers=AUTH, heartbeat=None) as ws:
+            for message in messages:
+                await ws.send_bytes(message)
+                assert await ws.receive_bytes(timeout=10) == message
+
+    asyncio.run(exchange(KEEPALIVE, KEEPALIVE))
+    seen = wait_for(server, lambda a: a["ignored_last_60s"].get("keepalive", 0) >= 2)
+    assert seen["last_activity"] is None, "opening a socket or a keepalive counted as use"
+    asyncio.run(exchange(TYPED))
+    wait_for(server, lambda a: a["cause"] == "websocket")
+
+    assert report(server, {"cause": None, "busy": []}) == 204  # the extension says hello
+    # Every worker learns it through the directory within about a second.
+    time.sleep(2.5)
+    first = activity(server)["last_activity"]
+    for _ in range(4):  # new connections: both workers get some
+        asyncio.run(exchange(TYPED))
+    seen = wait_for(server, lambda a: a["ignored_last_60s"].get("rpc-poll", 0) >= 4)
+    assert seen["last_activity"] == first, "VS Code's own messages counted as use"
+
+
+def test_extension_reports(activity_gateway: tuple[Server, Path]) -> None:
+    """5."""
+    server, _ = activity_gateway
+    assert report(server, {"cause": "editor"}, secret="wrong") == 403
+    assert call(server, "/api/activity/ide", data=b"{}", method="POST")[0] == 403
+    assert activity(server)["last_activity"] is None
+    assert report(server, {"cause": "typing-furiously"}) == 400
+    assert report(server, {"cause": "terminal-input"}) == 204
+    wait_for(server, lambda a: a["cause"] == "terminal-input" and a["extension"]["seen"])
+    assert report(server, {"cause": None, "busy": [{"kind": "terminal", "name": "sleep 300"}]}) \
+        == 204
+    # Workers see each other's reports within about a second (the activity directory).
+    seen = wait_for(server, lambda a: a["busy"] and a["cause"] == "terminal-input")
+    assert seen["busy_work"] == [{"kind": "terminal", "name": "sleep 300"}]
+
+
+def test_notice_follows_the_plan(activity_gateway: tuple[Server, Path]) -> None:
+    """6."""
+    server, directory = activity_gateway
+    notice = "/api/activity/ide/notice"
+    secret = {"X-Waiide-Activity-Secret": SECRET}
+    assert call(server, notice)[0] == 403
+    assert json.loads(call(server, notice, headers=secret)[1]) == {"notice": None}
+    now = time.time()
+    plan = IdlePlan(idle_timeout_s=600, warning_s=300, busy_counts=True, warn_at=now + 3600,
+                    stops_at=now + 3900, updated_at=now)
+    (directory / PLAN_FILE).write_bytes(plan.to_json())
+    assert json.loads(call(server, notice, headers=secret)[1]) == {"notice": None}
+    plan = IdlePlan(idle_timeout_s=600, warning_s=300, busy_counts=True, warn_at=now - 1,
+                    stops_at=now + 240, updated_at=now)
+    (directory / PLAN_FILE).write_bytes(plan.to_json())
+    got = json.loads(call(server, notice, headers=secret)[1])["notice"]
+    assert got["message"] == "This server stops in 4 minutes because nobody used it."
+    assert got["action"] == "Keep working" and 200 < got["in_s"] <= 240
+    shown = activity(server)["self_shutdown"]
+    assert shown["idle_timeout_s"] == 600 and shown["stops_at"] is not None
