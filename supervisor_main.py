@@ -32,6 +32,10 @@ Environment (blank counts as unset; a bad value stops the start, naming it):
   SUPERVISOR_PROBE_INTERVAL   5    seconds between liveness probes of the gateway
   SUPERVISOR_PROBE_TIMEOUT    2    seconds per probe (connect, read)
   SUPERVISOR_HANG_PROBES      3    failed probes in a row that restart a live gateway
+  WAIIDE_IDLE_TIMEOUT  0        seconds without real use after which the server stops itself
+                                (exit 0); 0 = off
+  WAIIDE_IDLE_WARNING  300      seconds before that, the IDE shows "Keep working"
+  WAIIDE_IDLE_BUSY_COUNTS true  a running terminal command, task or debug session holds it
   SUPERVISOR_GATEWAY_COMMAND  <python> -m gateway   (shell-like; tests use stand-ins)
   SUPERVISOR_MONITOR_COMMAND  <python> -m monitor
   GATEWAY_TOKEN        generated unless GATEWAY_AUTH=none; printed in the banner standalone
