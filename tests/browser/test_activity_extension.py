@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from tests.browser.activity_recorder import ActivityRecorder, Report
+from tests.resources.activity_recorder import ActivityRecorder, Report
 from tests.browser.ide import WORKSPACE_FILE, ide_env, make_workspace, running_tree
 from tests.browser.workbench import (
     open_file,

@@ -96,6 +96,9 @@ class Reporter {
 
   /** Stops the timers; sends a last report with no busy work if busy work was reported. */
   async dispose() {
+    if (this.disposed) {
+      return;
+    }
     this.disposed = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.timer);
@@ -104,7 +107,10 @@ class Reporter {
       await this.inFlight.catch(() => undefined); // its failure was logged by _flush
     }
     if (this.sentBusyKey !== busyKey([])) {
-      await this.transport.send(this._report([], null, [], null)).catch((err) => this.log(`last report failed: ${err.message}`));
+      await this.transport.send(this._report([], null, [], null)).then(
+        () => { this.sentBusyKey = busyKey([]); },
+        (err) => this.log(`last report failed: ${err.message}`),
+      );
     }
   }
 

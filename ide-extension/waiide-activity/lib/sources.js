@@ -46,7 +46,7 @@ class ActivitySources {
     const on = (event, listener) => this.disposables.push(event((e) => listener(e)));
     on(workspace.onDidChangeTextDocument, (e) => this._onDocumentChange(e));
     on(window.onDidChangeTextEditorSelection, (e) => this._onSelection(e));
-    on(workspace.onDidSaveTextDocument, (doc) => USER_SCHEMES.has(doc.uri.scheme)
+    on(workspace.onDidSaveTextDocument, (doc) => this._isUserDocument(doc)
       && this._user('save', doc.uri));
     on(workspace.onDidSaveNotebookDocument, (doc) => this._user('save', doc.uri));
     on(window.onDidChangeActiveTextEditor, (editor) => editor
@@ -85,12 +85,26 @@ class ActivitySources {
     this.reporter.activity(cause, now);
   }
 
+  /**
+   * A document of a user scheme shown in an editor. VS Code itself writes and saves documents
+   * nobody looks at (settings.json when a setting is changed or migrated, say): those are not
+   * the user typing or saving. Notebook cells are shown through their notebook.
+   */
+  _isUserDocument(doc) {
+    const scheme = doc.uri.scheme;
+    if (scheme === 'vscode-notebook-cell') {
+      return true;
+    }
+    return USER_SCHEMES.has(scheme)
+      && this.vscode.window.visibleTextEditors.some((editor) => editor.document === doc);
+  }
+
   _onDocumentChange(e) {
     // An empty contentChanges is a dirty-state change only (e.g. after a save). A changed file
     // reloaded from disk also fires this; requiring a focused window keeps a background writer
     // from looking like typing while nobody is at the screen.
-    if (e.contentChanges.length > 0 && USER_SCHEMES.has(e.document.uri.scheme)
-        && this.vscode.window.state.focused) {
+    if (e.contentChanges.length > 0 && this.vscode.window.state.focused
+        && this._isUserDocument(e.document)) {
       this._user('editor', e.document.uri);
     }
   }

@@ -9,6 +9,8 @@ A real HTTP server on a real loopback socket, bound before it is handed to the e
         recorder.notice_polls       # GET <url>/notice count
         recorder.set_notice({...})  # what the next polls answer (None: 204)
 
+`fail_next(n)` answers the next n reports with 503 (the gateway restarting, say).
+
 Requests without the right secret header, on other paths or with a body that is not a JSON
 object are answered 403/404/400 and kept in `rejected`: a test checks it stays empty.
 """
@@ -72,6 +74,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self._authorised():
             return
+        if self.server.recorder.take_failure():
+            self.send_response(HTTPStatus.SERVICE_UNAVAILABLE)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(min(length, MAX_BODY_BYTES))
         try:
@@ -123,6 +130,8 @@ class ActivityRecorder:
         self._reports: list[Report] = []
         self._notice: dict[str, Any] | None = None
         self.notice_polls = 0
+        self.failed_reports = 0
+        self._failures_left = 0
         self.rejected: list[str] = []
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
@@ -149,6 +158,19 @@ class ActivityRecorder:
     def record(self, body: dict[str, Any]) -> None:
         with self._lock:
             self._reports.append(Report(time.monotonic(), time.time(), body))
+
+    def fail_next(self, count: int) -> None:
+        """Answer the next `count` reports with 503 (not recorded)."""
+        with self._lock:
+            self._failures_left = count
+
+    def take_failure(self) -> bool:
+        with self._lock:
+            if self._failures_left <= 0:
+                return False
+            self._failures_left -= 1
+            self.failed_reports += 1
+            return True
 
     def reject(self, why: str) -> None:
         with self._lock:
