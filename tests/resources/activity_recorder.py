@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 SECRET_HEADER = "X-WAIIDE-Activity-Secret"
 REPORT_PATH = "/api/activity/ide"
@@ -53,7 +53,7 @@ class Report:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the recorder keeps what the tests need
 
     def _refuse(self, status: HTTPStatus, why: str) -> None:
@@ -68,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         if self.path != REPORT_PATH:
             self._refuse(HTTPStatus.NOT_FOUND, "not the report path")
             return
@@ -92,7 +92,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(HTTPStatus.NO_CONTENT)
         self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path != NOTICE_PATH:
             self._refuse(HTTPStatus.NOT_FOUND, "not the notice path")
             return
@@ -145,7 +145,7 @@ class ActivityRecorder:
         host, port = self._server.socket.getsockname()[:2]
         return f"http://{host}:{port}{REPORT_PATH}"
 
-    def __enter__(self) -> ActivityRecorder:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
