@@ -12,7 +12,9 @@ Scenarios:
     arrive together are coalesced: at most one report per 2 s.
  3. Typing in a terminal: "terminal-input"; `sleep 30` running: busy [{terminal, "sleep 30"}],
     re-sent every 5 s; Ctrl+C: a report with no busy work.
- 4. A pending notice: a warning notification with a "Keep working" button (screenshot
+ 4. Typing into a program in a terminal (`cat`), a key every 5 s: no event shows it but the
+    window's activity state; after 70 s "input" reports come with an `at` that moves on.
+ 5. A pending notice: a warning notification with a "Keep working" button (screenshot
     test-artifacts/browser/activity-notice.png); the button gives a "keep-working" report at
     once; a second poll of the same notice does not show it again.
 """
@@ -53,6 +55,7 @@ REPORT_TIMEOUT_S = 15.0  # a report is due within MIN_INTERVAL_S; generous for b
 # VS Code marks the window inactive 40-70 s after the last input (and after loading); untouched
 # for longer, a keystroke then makes it active again, which the extension reports as "input".
 UNTOUCHED_S = 75.0
+TYPING_S = 110.0  # "input" reports a lower bound 70 s behind, every 10 s
 
 
 def _tree_hash(folder: Path) -> str:
@@ -244,3 +247,28 @@ def test_notice_shows_and_keep_working_reports(activity_ide: ActivityIde,
                "two more notice polls")
     assert page.locator(".notifications-toasts .notification-toast",
                         has_text="stops in").count() == 0, "the same notice was shown again"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_typing_into_a_terminal_program_keeps_reporting_input(
+        activity_ide: ActivityIde, browser: Callable[..., Page]) -> None:
+    page = browser()
+    _connected_workbench(activity_ide, page)
+    open_terminal(page)
+    run_in_terminal(page, "cat")
+    first = _wait_report(page, activity_ide, "a 'terminal-input' report", 0.0,
+                         lambda r: "terminal-input" in r.causes)
+    deadline = time.monotonic() + TYPING_S
+    later: list[Report] = []
+    while time.monotonic() < deadline and not later:
+        page.keyboard.type("x")
+        page.wait_for_timeout(5000)
+        later = [r for r in activity_ide.recorder.with_cause("input")
+                 if r.body["at"] > first.body["at"] + 5]
+    assert later, (f"no 'input' report after {TYPING_S}s of typing: "
+                   f"{[r.body for r in activity_ide.recorder.reports()]}\n"
+                   f"{activity_ide.extension_log()}")
+    # A lower bound: never later than the last keystroke.
+    assert later[0].body["at"] <= later[0].received_wall
+    page.keyboard.press("Control+C")
