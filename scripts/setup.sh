@@ -115,6 +115,26 @@ WRAP
     ln -sfn "$dir" "$HUB_HOME/code-server"
 }
 
+# ---- the IDE extension that reports real use (ide-extension/waiide-activity) ---------------
+setup_ide_extension() {
+    # Copied into code-server's own extensions folder, where VS Code finds its built-in
+    # extensions (the server's --builtin-extensions-dir defaults to <app>/extensions): every
+    # user gets it, and a built-in extension cannot be uninstalled, only disabled. Re-copied
+    # whenever a file of the extension changes (the stamp is a hash over names and contents).
+    local src="$ROOT/ide-extension/waiide-activity" app="$HUB_HOME/code-server/node_modules/code-server"
+    local dest want
+    dest="$app/lib/vscode/extensions/waiide-activity"
+    [ -d "$app/lib/vscode/extensions" ] || { log "code-server's extensions folder is missing under $app"; exit 1; }
+    want="$(cd "$src" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+    [ -f "$dest/.waiide-stamp" ] && [ "$(cat "$dest/.waiide-stamp")" = "$want" ] && return 0
+    log "ide: installing the waiide-activity extension into $dest"
+    rm -rf "$dest.new"
+    cp -R "$src" "$dest.new"
+    echo "$want" > "$dest.new/.waiide-stamp"
+    rm -rf "$dest"
+    mv "$dest.new" "$dest"
+}
+
 case "$TARGET" in
     run)
         # A venv set up for the tests has everything running needs: keep its extras.
@@ -124,12 +144,14 @@ case "$TARGET" in
             setup_venv ""
         fi
         setup_code_server
+        setup_ide_extension
         ;;
     test)
         apt_install prometheus chromium nginx wrk
         setup_venv "test,dev"
         setup_npm_tools
         setup_code_server
+        setup_ide_extension
         ;;
     *)
         echo "usage: $0 run|test" >&2
