@@ -3,21 +3,23 @@
     GET  /api/activity          (the server's credentials, like /api/services) what counts now:
                                 last real use and its cause, busy work, traffic ignored over the
                                 last minute by kind, and the self-shutdown plan when it is on
-    POST /api/activity/ide      (the extension, with the per-start secret) a report:
-                                {"cause": "editor" | ... | null, "busy": [{"kind", "name"}]}
-                                cause null = "still here / busy state" only; answers 204
+    POST /api/activity/ide      (the extension, with the per-start secret) a report; 204
     GET  /api/activity/ide/notice  (the extension, with the secret) the warning to show before
-                                the server stops itself: {"notice": null | {...}}
+                                the server stops itself: 204 (none) or 200 {"id", "stops_at",
+                                "message"}
 
-The secret comes in `X-Waiide-Activity-Secret`; the supervisor generates it per start and gives
-it to the IDE's environment (WAIIDE_ACTIVITY_SECRET) and to the gateway. The extension's own
-requests are never use: only what it reports is.
+The extension's side and every field are `ide-extension/waiide-activity/CONTRACT.md`. The secret
+comes in `X-WAIIDE-Activity-Secret`; the supervisor generates it per start and gives it to the
+IDE's environment (WAIIDE_ACTIVITY_SECRET) and to the gateway. The extension connects over
+loopback only, so other peers are refused. Its own requests are never use: only what it reports
+is.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -26,16 +28,19 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from common.activity_files import BusyWork, IdlePlan, merge, read_plan, read_workers
+from common.defaults import is_loopback
 from gateway.activity.hub import isoformat
 from gateway.activity.state import ActivityState
 from gateway.pages import NO_STORE, error_response, json_body
 
 SECRET_HEADER = "x-waiide-activity-secret"
-_MAX_REPORT_BYTES = 16384
-_MAX_BUSY = 32
+_MAX_REPORT_BYTES = 64 * 1024
+_MAX_BUSY = 64
+_DEFAULT_BUSY_TTL_S = 90.0
+_MAX_BUSY_TTL_S = 3 * 3600.0
 # Causes the extension may report; anything else is refused (400), so a typo cannot pass as use.
-CAUSES = frozenset({"editor", "save", "open", "terminal-input", "command", "task", "debug",
-                    "focus", "keyboard", "mouse", "keep-working"})
+CAUSES = frozenset({"editor", "save", "open", "terminal-input", "task", "debug", "focus",
+                    "input", "keep-working"})
 
 
 def _json(payload: Any, status: int = 200) -> HTTPResponse:
@@ -86,7 +91,8 @@ class ActivityRoutes:
 
     def _trusted(self, request: Request) -> bool:
         given = request.headers.get(SECRET_HEADER, "")
-        return bool(self._secret) and hmac.compare_digest(given.encode(), self._secret)
+        return (bool(self._secret) and hmac.compare_digest(given.encode(), self._secret)
+                and is_loopback(request.ip))
 
     async def ide_report(self, request: Request) -> HTTPResponse:
         """POST /api/activity/ide."""
@@ -96,18 +102,16 @@ class ActivityRoutes:
         if len(raw) > _MAX_REPORT_BYTES:
             return error_response(request, 413, "The report is too large.")
         try:
-            doc = json.loads(raw or b"{}")
-            cause = doc.get("cause")
-            busy = tuple(BusyWork(str(b["kind"])[:32], str(b.get("name", ""))[:200])
-                         for b in (doc.get("busy") or ())[:_MAX_BUSY])
-        except (ValueError, AttributeError, TypeError, KeyError):
-            return error_response(request, 400, "A report is JSON: {\"cause\": ..., \"busy\": [...]}.")
-        if cause is not None and cause not in CAUSES:
-            return error_response(request, 400, f"Unknown cause {cause!r}.")
+            report = _parse_report(raw)
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
+            return error_response(request, 400, f"Not a report ({exc}); see CONTRACT.md.")
         now = time.time()
-        self._state.extension_report(busy, now)
-        if cause is not None:
-            self._state.use(cause, now)
+        session, causes, at, busy, ttl_s = report
+        self._state.extension_report(session, busy, ttl_s, now)
+        if causes:
+            # `at` may lie in the past (a retried report, an `input` lower bound), never ahead.
+            when = now if at is None else min(at, now)
+            self._state.use(causes[-1], when)
         return HTTPResponse(status=204, headers=NO_STORE)
 
     async def ide_notice(self, request: Request) -> HTTPResponse:
@@ -116,12 +120,37 @@ class ActivityRoutes:
             return error_response(request, 403, "Only the IDE extension reads notices.")
         plan = read_plan(self._directory) if self._directory is not None else None
         now = time.time()
-        if plan is None or plan.warn_at is None or plan.stops_at is None or now < plan.warn_at:
-            return _json({"notice": None})
-        in_s = max(0.0, plan.stops_at - now)
-        minutes = max(1, round(in_s / 60))
-        return _json({"notice": {
-            "stops_at": isoformat(plan.stops_at), "in_s": round(in_s),
+        last = self._state.last_activity
+        if (plan is None or plan.warn_at is None or plan.stops_at is None or now < plan.warn_at
+                or (last is not None and last > plan.updated_at)):  # used since: withdrawn
+            return HTTPResponse(status=204, headers=NO_STORE)
+        minutes = max(1, math.ceil((plan.stops_at - now) / 60))
+        return _json({
+            "id": f"idle-{plan.stops_at:.0f}",  # the stop time names this idle period
+            "stops_at": plan.stops_at,
             "message": (f"This server stops in {minutes} minute{'s' if minutes != 1 else ''} "
-                        "because nobody used it."),
-            "action": "Keep working"}})
+                        "because nobody used it.")})
+
+
+def _parse_report(raw: bytes) -> tuple[str, list[str], float | None, tuple[BusyWork, ...],
+                                        float]:
+    """(session, causes oldest first, at, busy work, busy ttl) of a report; raises on bad input."""
+    doc = json.loads(raw or b"{}")
+    if not isinstance(doc, dict):
+        raise TypeError("not a JSON object")
+    causes = [c for c in (doc.get("causes") or []) if c is not None]
+    if doc.get("cause") is not None:
+        causes = [c for c in causes if c != doc["cause"]] + [doc["cause"]]
+    unknown = [c for c in causes if c not in CAUSES]
+    if unknown:
+        raise ValueError(f"unknown cause {unknown[0]!r}")
+    at = doc.get("at")
+    if at is not None and (isinstance(at, bool) or not isinstance(at, (int, float))):
+        raise TypeError("'at' is not a number")
+    busy = tuple(BusyWork(str(b["kind"])[:32], str(b.get("name", ""))[:200])
+                 for b in (doc.get("busy") or ())[:_MAX_BUSY])
+    ttl = doc.get("busy_ttl_s", _DEFAULT_BUSY_TTL_S)
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl <= 0:
+        raise TypeError("'busy_ttl_s' is not a positive number")
+    return (str(doc.get("session") or "-")[:64], causes, None if at is None else float(at), busy,
+            min(float(ttl), _MAX_BUSY_TTL_S))

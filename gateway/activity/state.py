@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 1.0
 _BUCKET_S = 10.0
-# Busy work stays busy this long after the extension last said so; it repeats while busy.
-BUSY_VALID_S = 90.0
 
 
 class ActivityState:
@@ -38,8 +36,8 @@ class ActivityState:
         self.last_activity: float | None = None
         self.cause: str | None = None
         self.extension_seen_at: float | None = None
-        self.busy: tuple[BusyWork, ...] = ()
-        self.busy_until: float | None = None
+        # session -> (its busy work, valid until): each workbench tab reports its own list
+        self._busy: dict[str, tuple[tuple[BusyWork, ...], float]] = {}
         # (bucket start, counts): the ignored traffic of the last IGNORED_WINDOW_S
         self._buckets: deque[tuple[float, Counter[str]]] = deque()
         self._dirty = False
@@ -66,13 +64,29 @@ class ActivityState:
         buckets[-1][1][kind] += 1
         self._dirty = True
 
-    def extension_report(self, busy: tuple[BusyWork, ...], at: float | None = None) -> None:
-        """The IDE extension spoke (a report or a busy refresh): it is installed and alive."""
-        now = time.time() if at is None else at
+    def extension_report(self, session: str, busy: tuple[BusyWork, ...], ttl_s: float,
+                         now: float | None = None) -> None:
+        """The IDE extension spoke: it is installed and alive, and this is `session`'s complete
+        busy work now (kept `ttl_s` unless repeated)."""
+        now = time.time() if now is None else now
         self.extension_seen_at = now
-        self.busy = busy
-        self.busy_until = now + BUSY_VALID_S if busy else None
+        if busy:
+            self._busy[session] = (busy, now + ttl_s)
+        else:
+            self._busy.pop(session, None)
         self._dirty = True
+
+    def busy_now(self, now: float) -> tuple[tuple[BusyWork, ...], float | None]:
+        """The union of every session's unexpired busy work, and until when it holds."""
+        work: dict[BusyWork, None] = {}
+        until: float | None = None
+        for session, (items, valid_until) in list(self._busy.items()):
+            if valid_until <= now:
+                del self._busy[session]
+                continue
+            work.update(dict.fromkeys(items))
+            until = valid_until if until is None else max(until, valid_until)
+        return tuple(work), until
 
     @property
     def extension_seen_anywhere(self) -> bool:
@@ -89,9 +103,10 @@ class ActivityState:
 
     def snapshot(self, now: float | None = None) -> WorkerActivity:
         now = time.time() if now is None else now
+        busy, busy_until = self.busy_now(now)
         return WorkerActivity(pid=os.getpid(), updated_at=now, last_activity=self.last_activity,
                               cause=self.cause, extension_seen_at=self.extension_seen_at,
-                              busy=self.busy, busy_until=self.busy_until,
+                              busy=busy, busy_until=busy_until,
                               ignored=self.ignored_recent(now))
 
     # -- publishing ----------------------------------------------------------------------------
@@ -112,7 +127,7 @@ class ActivityState:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_EVERY_S)
-            if self._dirty or self._buckets:
+            if self._dirty or self._buckets or self._busy:
                 self.publish()
             if not self.extension_seen_anywhere:
                 self._look_for_extension()

@@ -141,7 +141,8 @@ def test_vscode_messages_and_the_extension(activity_gateway: tuple[Server, Path]
     asyncio.run(exchange(TYPED))
     wait_for(server, lambda a: a["cause"] == "websocket")
 
-    assert report(server, {"cause": None, "busy": []}) == 204  # the extension says hello
+    assert report(server, {"v": 1, "session": "a1", "cause": None, "causes": [], "at": None,
+                           "busy": []}) == 204  # the extension's first report
     # Every worker learns it through the directory within about a second.
     time.sleep(2.5)
     first = activity(server)["last_activity"]
@@ -151,20 +152,37 @@ def test_vscode_messages_and_the_extension(activity_gateway: tuple[Server, Path]
     assert seen["last_activity"] == first, "VS Code's own messages counted as use"
 
 
+def ide_report(session: str, causes: list[str], at: float | None,
+               busy: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """A report as ide-extension/waiide-activity/CONTRACT.md defines it."""
+    return {"v": 1, "session": session, "cause": causes[-1] if causes else None,
+            "causes": causes, "at": at, "busy": busy or [], "busy_ttl_s": 90}
+
+
 def test_extension_reports(activity_gateway: tuple[Server, Path]) -> None:
     """5."""
     server, _ = activity_gateway
-    assert report(server, {"cause": "editor"}, secret="wrong") == 403
+    now = time.time()
+    assert report(server, ide_report("a1", ["editor"], now), secret="wrong") == 403
     assert call(server, "/api/activity/ide", data=b"{}", method="POST")[0] == 403
     assert activity(server)["last_activity"] is None
-    assert report(server, {"cause": "typing-furiously"}) == 400
-    assert report(server, {"cause": "terminal-input"}) == 204
-    wait_for(server, lambda a: a["cause"] == "terminal-input" and a["extension"]["seen"])
-    assert report(server, {"cause": None, "busy": [{"kind": "terminal", "name": "sleep 300"}]}) \
-        == 204
+    assert report(server, ide_report("a1", ["typing-furiously"], now)) == 400
+    assert report(server, {"v": 1, "session": "a1", "at": "yesterday"}) == 400
+    assert report(server, ide_report("a1", ["editor", "terminal-input"], now - 30)) == 204
+    seen = wait_for(server, lambda a: a["cause"] == "terminal-input" and a["extension"]["seen"])
+    assert 25 <= seen["idle_s"] <= 40, "`at` in the past is when the use happened"
+    # An `at` from the future (a skewed clock) is taken as now, never later.
+    assert report(server, ide_report("a1", ["input"], now + 3600)) == 204
+    wait_for(server, lambda a: a["cause"] == "input" and a["idle_s"] < 10)
+
+    sleeping = [{"kind": "terminal", "name": "sleep 300"}]
+    assert report(server, ide_report("tab-1", [], None, sleeping)) == 204
+    assert report(server, ide_report("tab-2", [], None, [])) == 204  # another tab: not busy
     # Workers see each other's reports within about a second (the activity directory).
-    seen = wait_for(server, lambda a: a["busy"] and a["cause"] == "terminal-input")
-    assert seen["busy_work"] == [{"kind": "terminal", "name": "sleep 300"}]
+    seen = wait_for(server, lambda a: a["busy"] and a["cause"] == "input")
+    assert seen["busy_work"] == sleeping, "one tab's empty list cleared another tab's busy work"
+    assert report(server, ide_report("tab-1", [], None, [])) == 204  # the command ended
+    wait_for(server, lambda a: not a["busy"], timeout_s=15)
 
 
 def test_notice_follows_the_plan(activity_gateway: tuple[Server, Path]) -> None:
@@ -173,17 +191,19 @@ def test_notice_follows_the_plan(activity_gateway: tuple[Server, Path]) -> None:
     notice = "/api/activity/ide/notice"
     secret = {"X-Waiide-Activity-Secret": SECRET}
     assert call(server, notice)[0] == 403
-    assert json.loads(call(server, notice, headers=secret)[1]) == {"notice": None}
+    assert call(server, notice, headers=secret)[0] == 204
     now = time.time()
     plan = IdlePlan(idle_timeout_s=600, warning_s=300, busy_counts=True, warn_at=now + 3600,
                     stops_at=now + 3900, updated_at=now)
     (directory / PLAN_FILE).write_bytes(plan.to_json())
-    assert json.loads(call(server, notice, headers=secret)[1]) == {"notice": None}
+    assert call(server, notice, headers=secret)[0] == 204  # not yet time to warn
     plan = IdlePlan(idle_timeout_s=600, warning_s=300, busy_counts=True, warn_at=now - 1,
-                    stops_at=now + 240, updated_at=now)
+                    stops_at=now + 230, updated_at=now)
     (directory / PLAN_FILE).write_bytes(plan.to_json())
-    got = json.loads(call(server, notice, headers=secret)[1])["notice"]
-    assert got["message"] == "This server stops in 4 minutes because nobody used it."
-    assert got["action"] == "Keep working" and 200 < got["in_s"] <= 240
+    status, body = call(server, notice, headers=secret)
+    assert status == 200
+    got = json.loads(body)
+    assert got == {"id": f"idle-{plan.stops_at:.0f}", "stops_at": plan.stops_at,
+                   "message": "This server stops in 4 minutes because nobody used it."}
     shown = activity(server)["self_shutdown"]
     assert shown["idle_timeout_s"] == 600 and shown["stops_at"] is not None
