@@ -268,11 +268,11 @@ def _map_fd(fd: int, *, writable: bool) -> tuple[mmap.mmap, memoryview]:
     return mm, memoryview(mm).cast("Q")
 
 
-def _check_owner(fd: int, path: Path) -> os.stat_result:
+def _check_owner(fd: int, path: Path, uid: int) -> os.stat_result:
     # /dev/shm is world-writable: a file planted by another user must not be trusted or fed.
     st = os.fstat(fd)
-    if st.st_uid != os.getuid():
-        raise RecordError(f"{path} is owned by uid {st.st_uid}, not {os.getuid()}")
+    if st.st_uid != uid:
+        raise RecordError(f"{path} is owned by uid {st.st_uid}, not {uid}")
     return st
 
 
@@ -289,9 +289,11 @@ class RecordWriter:
     file under a reader's mapping would raise SIGBUS in the reader.
     """
 
-    def __init__(self, path: Path, interval_s: float) -> None:
+    def __init__(self, path: Path, interval_s: float, *, owner_uid: int | None = None) -> None:
+        """`owner_uid`: whose file the record must be (default: this process's uid)."""
         self.path = path
         self.interval_s = interval_s
+        self._owner_uid = os.getuid() if owner_uid is None else owner_uid
         self._fd: int | None = None
         self._mm: mmap.mmap | None = None
         self._words: memoryview | None = None
@@ -308,7 +310,7 @@ class RecordWriter:
         _check_platform()
         fd = self._open_locked()
         try:
-            st = _check_owner(fd, self.path)
+            st = _check_owner(fd, self.path, self._owner_uid)
             if st.st_size != RECORD_SIZE or os.pread(fd, _PREFIX.size, 0) != _PREFIX_BYTES:
                 if st.st_size != 0:
                     os.close(fd)
@@ -479,15 +481,18 @@ class RecordReader:
     """
 
     def __init__(self, path: Path, *, max_age_s: float | None = None,
-                 reopen_interval_s: float = _DEFAULT_REOPEN_INTERVAL_S) -> None:
+                 reopen_interval_s: float = _DEFAULT_REOPEN_INTERVAL_S,
+                 owner_uid: int | None = None) -> None:
         """
         Args:
             max_age_s: age beyond which the record reads as stale; default STALE_INTERVALS
                 times the interval the writer put in the header.
             reopen_interval_s: how often to retry opening a missing file, or to look for a
                 replaced file while the view is not healthy-and-fresh.
+            owner_uid: whose file the record must be (default: this process's uid).
         """
         self.path = path
+        self._owner_uid = os.getuid() if owner_uid is None else owner_uid
         self._max_age_s = max_age_s
         self._reopen_interval_s = reopen_interval_s
         self._mapping: _Mapping | None = None
@@ -571,7 +576,7 @@ class RecordReader:
             self._absent = _unknown(f"cannot open {self.path}: {exc}")
             return None
         try:
-            st = _check_owner(fd, self.path)
+            st = _check_owner(fd, self.path, self._owner_uid)
             if st.st_size != RECORD_SIZE:
                 # Size 0 is the instant between the writer's create and truncate.
                 reason = ("no record yet (being created)" if st.st_size == 0 else

@@ -25,6 +25,7 @@ from monitor.record import (
     RECORD_SIZE,
     ComponentStatus,
     RecordBusy,
+    RecordError,
     RecordReader,
     RecordTooLarge,
     RecordWriter,
@@ -240,13 +241,19 @@ def test_record_too_large(path: Path) -> None:
         writer.write(huge)
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="needs root to plant a file owned by another uid")
 def test_file_of_another_user_is_refused(path: Path) -> None:
+    """/dev/shm is world-writable: a record planted by another user is neither read nor fed.
+    The reader and the writer are told to be another uid than the file's owner (as they would
+    be, running as alice, facing a file of bob's), so no root is needed."""
+    me, other = os.getuid(), os.getuid() + 1000
     with _writer(path) as writer:
         writer.write(RECORD)
-        os.chown(path, 12345, -1)
-        view = RecordReader(path).read()
-        assert view.state == "unknown" and "owned by uid 12345" in (view.reason or "")
+        view = RecordReader(path, owner_uid=other).read()
+        assert view.state == "unknown"
+        assert f"owned by uid {me}, not {other}" in (view.reason or "")
+        assert RecordReader(path).read().state == "degraded"  # its owner reads it
+    with pytest.raises(RecordError, match=f"owned by uid {me}, not {other}"):
+        RecordWriter(path, 5.0, owner_uid=other).open()
 
 
 def test_default_record_path() -> None:
