@@ -4,7 +4,7 @@ The hub (examples/jupyterhub_config_local.py) spawns scripts/entrypoint-jupyterh
 named server `waiide` with SimpleLocalProcessSpawner; the IDE is the stand-in
 tests/resources/fake_waiide.py (echo JSON, /ws echo). Every test runs once per mode (full:
 jupyterhub-singleuser + jupyter-server-proxy on the hub's port; lightweight: the gateway there),
-in file order, against one hub and one server per mode.
+in any order, against one hub per mode and its running server (see conftest.py).
 
 Scenarios:
  1. The hub starts; spawning alice's `waiide` through the REST API becomes ready, with every
