@@ -79,6 +79,30 @@ async def test_content_length_with_chunked_becomes_502_and_nothing_of_it_is_rela
         writer.close()
 
 
+async def test_a_second_response_to_one_request_never_reaches_the_client() -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        if peer.index == 0:
+            await peer.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"5\r\nhello\r\n0\r\n\r\n"
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+            await peer.wait_closed_by_client()
+            return
+        await peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")
+        await serve_forever(peer)
+
+    async with raw_upstream(script) as upstream, inproc_gateway(upstream) as gw:
+        reader, writer = await gw.open()
+        writer.write(get("/first"))
+        resp = await read_response(reader)
+        assert (resp.status, resp.body, resp.complete) == (200, b"hello", True)
+        writer.write(get("/second"))
+        resp = await read_response(reader)
+        assert (resp.status, resp.body) == (200, b"next")  # not "smuggled"
+        assert upstream.connections == 2
+        writer.close()
+
+
 async def test_a_pooled_socket_closed_as_it_is_reused_is_retried_once_on_a_fresh_one() -> None:
     """WAIIDE closes an idle keep-alive socket just as the gateway writes the next request on it
     (it read the request, answered nothing). The GET goes again on a new connection; the

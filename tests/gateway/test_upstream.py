@@ -159,20 +159,53 @@ async def test_a_pooled_socket_the_upstream_closed_while_idle_is_replaced() -> N
         pool.close()
 
 
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+async def test_a_second_response_to_one_request_is_refused_never_relayed(framing: str) -> None:
+    """An upstream that answers one request twice (in the same packet or just after) is
+    broken: the extra response must not be appended to the body nor wait in the pooled
+    connection for the next request; the connection is dropped."""
+    first = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+             if framing == "chunked" else OK)
+    extra = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
+
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(first + extra)
+        await serve_forever(peer, OK)
+
+    async with raw_upstream(script) as upstream:
+        pool = pool_for(upstream)
+        conn = await pool.acquire()
+        conn.send_head(GET, head_only=False)
+        head = await conn.read_head(STEP_TIMEOUT_S)
+        assert head.status == 200
+        assert await body_of(conn) == b"hello"
+        await until(lambda: conn.transport is None or conn.transport.is_closing(),
+                    "the connection that answered twice is closed")
+        pool.release(conn)
+        second, head, body = await exchange(pool)
+        assert second is not conn and (head.status, body) == (200, b"hello")
+        pool.close()
+
+
 async def test_bytes_arriving_on_an_idle_connection_retire_it() -> None:
     async def script(peer: Peer) -> None:
         await peer.request()
         await peer.send(OK)
         if peer.index == 0:
-            await peer.send(b"HTTP/1.1 200 OK\r\n")  # unsolicited: the protocol is broken
+            await peer.request()  # a second request, then an unsolicited third response
+            await peer.send(OK, OK)
         await serve_forever(peer, OK)
 
     async with raw_upstream(script) as upstream:
         pool = pool_for(upstream)
         first, _, _ = await exchange(pool)
-        await until(lambda: not first.usable_idle, "the stray bytes retire the connection")
-        second, head, _ = await exchange(pool)
-        assert second is not first and head.status == 200
+        second, _, _ = await exchange(pool)
+        assert second is first
+        await until(lambda: first.transport is None or first.transport.is_closing(),
+                    "the stray response closes the idle connection")
+        third, head, _ = await exchange(pool)
+        assert third is not first and head.status == 200
         pool.close()
 
 
