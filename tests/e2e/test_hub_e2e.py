@@ -45,6 +45,8 @@ from yarl import URL
 from tests.e2e.hub import BROWSER_ACCEPT, SERVER_NAME, HubProcess, browser_session, login
 from tests.e2e.servers import STOP_TIMEOUT_S, WaiideServer, stop, wait_gateway_healthy
 
+pytestmark = pytest.mark.slow  # a real JupyterHub per mode, servers spawned through it
+
 IDE = "WAIIDE"
 VSCODE_KEEPALIVE = bytes([9]) + bytes(12)  # 13-byte header, type 9, empty body
 VSCODE_ACK = bytes([3]) + bytes(12)

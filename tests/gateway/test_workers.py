@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import Server, gateway_process
 
@@ -28,6 +29,7 @@ def workers(server: Server) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_requests_keep_working(tmp_path: Path,
                                                                upstream: Server) -> None:
     metrics_dir = tmp_path / "prom"
