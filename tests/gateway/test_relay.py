@@ -209,6 +209,27 @@ async def test_no_answer_within_the_read_timeout_is_504() -> None:
         writer.close()
 
 
+@pytest.mark.parametrize("response", [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 3000,
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"bb8\r\n" + b"x" * 3000,
+], ids=["length", "chunked"])
+async def test_silence_mid_body_past_the_read_timeout_cuts_the_client_off(response: bytes
+                                                                         ) -> None:
+    async def script(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(response)
+        await peer.wait_closed_by_client()  # then nothing, with the socket open
+
+    async with raw_upstream(script) as upstream, \
+            inproc_gateway(upstream, {"GATEWAY_READ_TIMEOUT": "0.5"}) as gw:
+        reader, writer = await gw.open()
+        writer.write(get("/stalls"))
+        resp = await read_response(reader)
+        assert resp.status == 200 and not resp.complete and len(resp.body) <= 3000
+        assert await asyncio.wait_for(reader.read(), STEP_TIMEOUT_S) == b""
+        writer.close()
+
+
 async def test_head_and_304_pass_without_a_body_and_the_connection_goes_on() -> None:
     async def script(peer: Peer) -> None:
         await peer.request()
