@@ -26,6 +26,10 @@ from gateway.access.verdict import Outcome, Verdict, drop_cookie, split_token_pa
 _COOKIE_CONTEXT = b"waiide-hub cookie v1"
 
 
+def _cookie_names(header: str) -> set[str]:
+    return {part.split("=", 1)[0].strip() for part in header.split(";")}
+
+
 class TokenAuth:
     """The standalone token check (see the module docstring for the accepted forms)."""
 
@@ -45,7 +49,8 @@ class TokenAuth:
         raw_cookie = headers.get("cookie")
         cookie_ok = False
         cookie_out = None
-        if raw_cookie and self.cookie_name in raw_cookie:
+        # By exact name: another port's cookie may have a longer name (8091 and 809).
+        if raw_cookie and self.cookie_name in _cookie_names(raw_cookie):
             cookie_out = drop_cookie(raw_cookie, self.cookie_name)
             value = request.cookies.get(self.cookie_name) or ""
             cookie_ok = hmac.compare_digest(value.encode(), self.cookie_value.encode())

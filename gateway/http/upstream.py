@@ -298,6 +298,11 @@ class UpstreamConnection(asyncio.Protocol):
             self._interim = True  # 100 Continue / 103 Early Hints: not the response
             self._headers = []
             return
+        if self._head is not None:
+            # A second response to one request (in the same read as the first, so the parser
+            # went on): never part of this body, and the connection is out of step: drop it.
+            self._fail(UpstreamProtocolError(self._label, "more than one response to a request"))
+            return
         head = ResponseHead(status, self._headers, parser.should_keep_alive(),
                             status == 101 and parser.should_upgrade())
         self._headers = []
@@ -309,7 +314,7 @@ class UpstreamConnection(asyncio.Protocol):
             waiter.set_result(head)
 
     def on_body(self, body: bytes) -> None:
-        if self._head_only:
+        if self._head_only or self._error is not None:
             return
         self._body_seen += len(body)
         self._body.append(body)

@@ -48,6 +48,8 @@ from tests.browser.workbench import (
 )
 from tests.procs import PYTHON, ROOT, free_port, running
 
+pytestmark = pytest.mark.slow  # headless Chromium with the real code-server
+
 GATEWAY_DOWN_S = 3.0
 # VS Code retries after 0, 5, 5, 10, 10 … s (`remoteAgentConnection.ts`); a restart within a few
 # seconds is picked up by the second or third attempt.

@@ -40,6 +40,8 @@ from tests.browser.workbench import (
     wait_file_text,
 )
 
+pytestmark = pytest.mark.slow  # headless Chromium with the real code-server
+
 MIB = 1024 * 1024
 BIG_FILE_BYTES = 100 * MIB
 DOWNLOAD_TIMEOUT_S = 60.0

@@ -162,6 +162,7 @@ def _test_api(setup: HubEnv, token: str) -> subprocess.CompletedProcess[str]:
         capture_output=True, text=True, timeout=RUN_TIMEOUT_S * 2, check=False)
 
 
+@pytest.mark.slow
 def test_stack_under_hub_env_and_sigterm(fake_hub: str, tmp_path: Path) -> None:
     """1. Starts the stack where the hub expects it; SIGTERM to the one pid stops it all."""
     setup = hub_env(fake_hub)

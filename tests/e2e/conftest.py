@@ -5,9 +5,11 @@ lightweight: false), so pytest runs every test of one mode against one hub, then
 hub: the hub of a mode starts once, and its teardown (SIGTERM, then killing anything left) fails
 the run if CHP or any process of any server had to be killed.
 
-`server` spawns alice's `waiide` server through the REST API and records its process tree. Tests
-in a module run in file order within a mode, so the test that stops the server comes last; the
-fixture's teardown stops it too if it still runs, and checks the processes are gone.
+`server` hands each test alice's running `waiide` server: the one of the mode's hub if it still
+runs, or a new one spawned through the REST API (a test that stops the server does not leave the
+next test, in any order, without one). So every test passes alone and in any order, and the
+server is spawned once per mode when they run in file order. At the end of the session the
+server still running is stopped, and its processes must be gone.
 """
 
 from __future__ import annotations
@@ -38,16 +40,40 @@ def hub(request: pytest.FixtureRequest,
 
 
 @pytest.fixture(scope="session")
-def tokens(hub: HubProcess, server: WaiideServer) -> dict[str, str]:
+def tokens(hub: HubProcess) -> dict[str, str]:
     """API tokens of alice and bob, issued by the hub (POST /users/{name}/tokens)."""
     return {user: hub.api.new_token(user) for user in ("alice", "bob")}
 
 
-@pytest.fixture(scope="session")
-def server(hub: HubProcess) -> Iterator[WaiideServer]:
-    running = spawn(hub)
-    yield running
-    if hub.api.server(running.user) is not None:
+class ServerSlot:
+    """alice's server on one hub: spawned when a test needs it and none runs."""
+
+    def __init__(self, hub: HubProcess) -> None:
+        self.hub = hub
+        self.current: WaiideServer | None = None
+
+    def running(self) -> WaiideServer:
+        if self.current is None or self.hub.api.server(self.current.user) is None:
+            self.current = spawn(self.hub)
+        return self.current
+
+    def stop(self) -> None:
+        """Stop the server if it still runs; fails if any of its processes outlived the stop."""
+        running = self.current
+        if running is None or self.hub.api.server(running.user) is None:
+            return
         _, alive = stop(running)
         killed = kill_leftovers(alive)
-        assert not killed, hub.fail(f"processes outlived the stop of the server: {killed}")
+        assert not killed, self.hub.fail(f"processes outlived the stop of the server: {killed}")
+
+
+@pytest.fixture(scope="session")
+def server_slot(hub: HubProcess) -> Iterator[ServerSlot]:
+    slot = ServerSlot(hub)
+    yield slot
+    slot.stop()
+
+
+@pytest.fixture
+def server(server_slot: ServerSlot) -> WaiideServer:
+    return server_slot.running()

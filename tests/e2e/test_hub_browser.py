@@ -62,6 +62,8 @@ from tests.browser.workbench import (
 from tests.e2e.hub import CHP, HubProcess, ProcInfo, kill_leftovers, start_hub
 from tests.e2e.servers import USER, WaiideServer, spawn, stop
 
+pytestmark = pytest.mark.slow  # a real JupyterHub, code-server and Chromium
+
 PASSWORD = "alice-browser-test-pw"  # JH_PASSWORD: the shared-password authenticator
 IDE_PATH = "WAIIDE/"  # where full mode's jupyter-server-proxy serves WAIIDE under the prefix
 WORKSPACE_FILE = "hello-hub.txt"

@@ -4,7 +4,7 @@ The hub (examples/jupyterhub_config_local.py) spawns scripts/entrypoint-jupyterh
 named server `waiide` with SimpleLocalProcessSpawner; the IDE is the stand-in
 tests/resources/fake_waiide.py (echo JSON, /ws echo). Every test runs once per mode (full:
 jupyterhub-singleuser + jupyter-server-proxy on the hub's port; lightweight: the gateway there),
-in file order, against one hub and one server per mode.
+in any order, against one hub per mode and its running server (see conftest.py).
 
 Scenarios:
  1. The hub starts; spawning alice's `waiide` through the REST API becomes ready, with every
@@ -45,6 +45,8 @@ from yarl import URL
 
 from tests.e2e.hub import BROWSER_ACCEPT, SERVER_NAME, HubProcess, browser_session, login
 from tests.e2e.servers import STOP_TIMEOUT_S, WaiideServer, stop, wait_gateway_healthy
+
+pytestmark = pytest.mark.slow  # a real JupyterHub per mode, servers spawned through it
 
 IDE = "WAIIDE"
 VSCODE_KEEPALIVE = bytes([9]) + bytes(12)  # 13-byte header, type 9, empty body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -15,9 +16,17 @@ def test_defaults() -> None:
     cfg = GatewayConfig.from_env({})
     assert (cfg.host, cfg.port, cfg.waiide_host, cfg.waiide_port) == ("0.0.0.0", 8091,
                                                                       "127.0.0.1", 8080)
-    assert cfg.auth is AuthMode.TOKEN and cfg.token_generated and len(cfg.token) >= 24
-    assert cfg.ws_max_message_bytes >= 256 * 1024 * 1024
-    assert cfg.workers >= 1
+    assert cfg.auth is AuthMode.TOKEN and cfg.token_generated
+    assert len(cfg.token) == 32  # 24 random bytes, URL-safe base64
+    assert cfg.token != GatewayConfig.from_env({}).token  # generated afresh, never a constant
+    assert cfg.workers == (os.cpu_count() or 1)
+    assert (cfg.connect_timeout_s, cfg.read_timeout_s) == (10.0, 300.0)
+    assert (cfg.ws_max_message_bytes, cfg.ws_ping_interval_s) == (256 * 1024 * 1024, 30.0)
+    assert (cfg.max_body_bytes, cfg.upstream_pool_size) == (0, 64)
+    assert (cfg.waiide_socket, cfg.multiproc_dir, cfg.hub, cfg.internal_secret) == (
+        None, None, None, "")
+    assert (cfg.service_prefix, cfg.main_port, cfg.all_components, cfg.debug) == (
+        "/", 8090, True, False)
 
 
 def test_token_given_is_used() -> None:

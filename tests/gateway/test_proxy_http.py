@@ -249,6 +249,7 @@ def test_body_limit_gives_413(tight_gateway: Server) -> None:
     assert b"GATEWAY_MAX_BODY_BYTES" in body
 
 
+@pytest.mark.slow
 def test_unix_socket_upstream(session_tmp: Any, tmp_path: Any) -> None:
     from tests.conftest import fake_waiide
 

@@ -13,8 +13,12 @@ import threading
 from collections.abc import Iterator
 from typing import Self
 
+import pytest
+
 from tests.conftest import Server
 from tests.resources.fake_waiide import expected_sha256
+
+pytestmark = pytest.mark.slow  # 1 GiB each way through the gateway
 
 GIB = 1024 * 1024 * 1024
 MIB = 1024 * 1024

@@ -96,6 +96,7 @@ async def test_close_code_and_reason_from_client_reach_waiide(gateway: Server) -
     assert got["code"] == 4002
 
 
+@pytest.mark.slow
 async def test_64mib_message_round_trips(gateway: Server) -> None:
     blob = os.urandom(64 * MIB)
     async with open_ws(gateway) as ws:
@@ -140,6 +141,7 @@ async def test_message_over_the_limit_closes_with_1009(tight_gateway: Server) ->
     assert ws.close_code == 1009
 
 
+@pytest.mark.slow
 async def test_waiide_down_refuses_upgrade_with_502(session_tmp: object, dead_port: int) -> None:
     from tests.conftest import gateway_process
 
@@ -151,6 +153,7 @@ async def test_waiide_down_refuses_upgrade_with_502(session_tmp: object, dead_po
 
 
 
+@pytest.mark.slow
 async def test_stopping_the_gateway_says_going_away(session_tmp: object, upstream: Server) -> None:
     """SIGTERM to the gateway (as the supervisor sends it): open WebSockets get 1001, no traceback.
 

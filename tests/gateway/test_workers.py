@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import Server, gateway_process
 
@@ -27,6 +29,7 @@ def workers(server: Server) -> set[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_requests_keep_working(tmp_path: Path,
                                                                upstream: Server) -> None:
     metrics_dir = tmp_path / "prom"
@@ -47,8 +50,32 @@ def test_a_killed_worker_is_replaced_and_requests_keep_working(tmp_path: Path,
         assert "died; restarting it" in gw.log_text()
         assert not list(metrics_dir.glob(f"gauge_live*_{victim}.db")), \
             "the dead worker's live gauges linger"
-        for i in range(20):  # both workers serve again
+        # Both workers serve again: the replacement and the survivor each answer some of the
+        # new connections (the kernel hands each to whichever worker accepts first).
+        answered = serving_pids(gw, expected=now)
+        assert answered == now, f"only {answered} of the workers {now} answered"
+        for i in range(20):  # and proxying works
             conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
             conn.request("GET", f"/after/{i}")
             assert conn.getresponse().status == 200
             conn.close()
+
+
+def serving_pids(server: Server, expected: set[int], max_connections: int = 2000,
+                 timeout_s: float = 30.0) -> set[int]:
+    """Pids that answer /api/healthz over new connections, until all of `expected` did (or
+    the bounds run out)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout_s
+    for _ in range(max_connections):
+        if seen >= expected or time.monotonic() > deadline:
+            break
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            conn.request("GET", "/api/healthz")
+            resp = conn.getresponse()
+            assert resp.status == 200
+            seen.add(int(json.loads(resp.read())["pid"]))
+        finally:
+            conn.close()
+    return seen

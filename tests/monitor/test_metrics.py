@@ -270,6 +270,7 @@ def _wait_query(prom_port: int, promql: str, timeout_s: float = 30.0) -> list[di
     raise AssertionError(f"PromQL {promql!r} returned nothing within {timeout_s}s")
 
 
+@pytest.mark.slow
 def test_real_prometheus_scrapes_and_answers_promql(tmp_path: Path) -> None:
     if not (PROMETHEUS.is_file() and os.access(PROMETHEUS, os.X_OK)):
         pytest.fail(f"{PROMETHEUS} is missing: install the Debian package 'prometheus' "

@@ -120,6 +120,7 @@ def ide_has(predicate: Callable[[ComponentStatus], bool]) -> Callable[[StatusVie
     return check
 
 
+@pytest.mark.slow
 def test_status_transitions(tmp_path: Path) -> None:
     reader = RecordReader(tmp_path / "status.rec", reopen_interval_s=0.05)
     log = tmp_path / "monitor.log"
@@ -186,6 +187,7 @@ def test_lightweight_mode_and_degraded(tmp_path: Path) -> None:
             assert gateway.url == f"http://127.0.0.1:{dead}/api/healthz"
 
 
+@pytest.mark.slow
 def test_components_file_feeds_process_facts(tmp_path: Path) -> None:
     reader = RecordReader(tmp_path / "status.rec", reopen_interval_s=0.05)
     components = tmp_path / "components.json"
@@ -245,6 +247,7 @@ def test_ide_over_unix_socket(tmp_path: Path) -> None:
             assert ide.liveness == "alive"
 
 
+@pytest.mark.slow
 def test_killed_monitor_goes_stale_and_restart_takes_over(tmp_path: Path) -> None:
     path = tmp_path / "status.rec"
     reader = RecordReader(path, reopen_interval_s=0.05)

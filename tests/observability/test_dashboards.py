@@ -48,6 +48,8 @@ from tests.observability.scrape import (
 from tests.observability.servers import PrometheusServer, PromQLError
 from tests.procs import ROOT
 
+pytestmark = pytest.mark.slow  # a real Prometheus watching a loaded stack
+
 PROVISIONING = ROOT / "grafana" / "provisioning"
 # Fixed values for Grafana's built-in variables. $__rate_interval is at least 4 scrape intervals
 # in Grafana; 1m holds ~60 samples here and is shorter than the test, so rates see the load.

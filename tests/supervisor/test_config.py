@@ -33,8 +33,11 @@ def test_defaults() -> None:
     assert config.waiide_ready_timeout_s == 120.0
     assert config.gateway_argv == ("/py", "-m", "gateway")
     assert config.monitor_argv == ("/py", "-m", "monitor")
-    assert config.gateway_token and config.gateway_token_generated
-    assert config.jupyter_token and config.jupyter_token_generated
+    # Generated: 24 random bytes each (URL-safe base64 for the gateway, hex for Jupyter).
+    assert len(config.gateway_token) == 32 and config.gateway_token_generated
+    assert len(config.jupyter_token) == 48 and config.jupyter_token_generated
+    assert set(config.jupyter_token) <= set("0123456789abcdef")
+    assert load().gateway_token != config.gateway_token
     assert config.restart.backoff_initial_s == 1.0 and config.restart.backoff_max_s == 30.0
     assert config.liveness.failures == 3
     assert config.stop_timeout_s == 5.0

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil  # type: ignore[import-untyped]
+import pytest
 
 from tests.procs import PYTHON, RESOURCES, ROOT, free_port, group_pids, stop_group
 
@@ -210,6 +211,7 @@ def test_lightweight_start_wiring_and_clean_stop(tmp_path: Path) -> None:
         assert not run_dir.exists() and not metrics.exists()
 
 
+@pytest.mark.slow
 def test_killed_ide_is_restarted(tmp_path: Path) -> None:
     """2."""
     with supervisor(tmp_path) as run:
@@ -264,6 +266,7 @@ def test_second_sigint_forces_the_stop(tmp_path: Path) -> None:
         assert_nothing_left(run)
 
 
+@pytest.mark.slow
 def test_hung_gateway_is_restarted(tmp_path: Path) -> None:
     """5."""
     gateway = _cmd(PYTHON, CHILDREN / "http_server.py", "--port-env", "API_SERVER_PORT",
@@ -280,6 +283,7 @@ def test_hung_gateway_is_restarted(tmp_path: Path) -> None:
         assert_nothing_left(run)
 
 
+@pytest.mark.slow
 def test_full_mode_proxies_the_running_ide_through_jupyter(tmp_path: Path) -> None:
     """6."""
     with supervisor(tmp_path, USE_ALL_COMPONENTS="true", JUPYTER_TOKEN="jt-secret") as run:
