@@ -11,6 +11,7 @@ from sanic.worker.loader import AppLoader
 from gateway.app import configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
 from gateway.errors import ConfigError
+from gateway.strict_server import StrictHttpProtocol
 
 STARTUP_FAILURE = 3
 
@@ -43,7 +44,8 @@ def main() -> int:
     app = loader.load()
     try:
         app.prepare(host=config.host, port=config.port, workers=config.workers,
-                    access_log=config.debug, motd=False, debug=False)
+                    access_log=config.debug, motd=False, debug=False,
+                    protocol=StrictHttpProtocol)
     except OSError as exc:
         print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return STARTUP_FAILURE

@@ -30,6 +30,7 @@ from gateway.mount import HubServerMount
 from gateway.metrics import GatewayMetrics, mark_process_dead
 from gateway.proxy import Proxy
 from gateway.status import services_response, status_response
+from gateway.strict_server import EdgeSettings, install_edge
 from monitor.record import RecordReader
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ def configure_sanic(app: Sanic, config: GatewayConfig) -> None:
     # with a readable 504, so Sanic's own (a bare 503) must never fire first.
     c.RESPONSE_TIMEOUT = config.read_timeout_s + 30
     c.KEEP_ALIVE_TIMEOUT = 75
+    # Sanic's REQUEST_TIMEOUT restarts with every byte; GATEWAY_HEADER_TIMEOUT (gateway.
+    # strict_server) is the real deadline for a head, so Sanic's must never fire first.
+    c.REQUEST_TIMEOUT = config.header_timeout_s + 30
     c.GRACEFUL_SHUTDOWN_TIMEOUT = 3.0
     c.MOTD = False
 
@@ -141,6 +145,9 @@ def create_app(config: GatewayConfig) -> Sanic:
     configure_logging(config.debug)
     app = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
+    install_edge(app, EdgeSettings(header_timeout_s=config.header_timeout_s,
+                                   max_header_connections=config.max_header_connections,
+                                   max_body_bytes=config.max_body_bytes))
     activity = build_activity(config)
     proxy = Proxy(config, auth=build_auth(config), activity=activity)
     status = RecordStatus(config.record_path)

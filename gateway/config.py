@@ -181,6 +181,8 @@ class GatewayConfig:
     ws_max_message_bytes: int = 256 * MIB
     ws_ping_interval_s: float = 30.0
     max_body_bytes: int = 0
+    header_timeout_s: float = 20.0
+    max_header_connections: int = 256
     upstream_pool_size: int = 64
     multiproc_dir: str | None = None
     internal_secret: str = field(default="", repr=False)
@@ -265,6 +267,10 @@ class GatewayConfig:
             ws_ping_interval_s=_non_negative_float(environ, "GATEWAY_WS_PING_INTERVAL", 30.0),
             max_body_bytes=_cast(environ, "GATEWAY_MAX_BODY_BYTES", 0, int,
                                  "byte count (0 = unlimited)", lambda n: n >= 0),
+            header_timeout_s=_positive_float(environ, "GATEWAY_HEADER_TIMEOUT", 20.0),
+            max_header_connections=_cast(environ, "GATEWAY_MAX_HEADER_CONNECTIONS", 256, int,
+                                         "connection count (1-65536)",
+                                         lambda n: 1 <= n <= 65536),
             upstream_pool_size=_cast(environ, "GATEWAY_UPSTREAM_POOL_SIZE", 64, int,
                                      "connection count (0-4096)", lambda n: 0 <= n <= 4096),
             ws_compression=compression,

@@ -1,11 +1,11 @@
-"""Lightweight mode's second listener: each worker also serves PORT, with Sanic's own protocol.
+"""Lightweight mode's second listener: each worker also serves PORT, with the gateway's protocol.
 
 Why not a second `app.prepare(port=PORT)`: Sanic 25.12 runs a second listener as a task whose
 shutdown happens after the event loop has stopped; a worker then either spins forever waiting for
 tasks that cannot run, or loses keep-alive connections with "Event loop is closed" tracebacks (both
 seen under a real hub). Here every worker binds PORT itself with SO_REUSEPORT (the kernel spreads
-connections over the workers), serves it with Sanic's HttpProtocol, and closes it in
-`before_server_stop`, while the loop still runs.
+connections over the workers), serves it with the strict edge's protocol (gateway.strict_server),
+and closes it in `before_server_stop`, while the loop still runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from functools import partial
 from sanic import Sanic
 from sanic.models.server_types import Signal
 from sanic.server.protocols.http_protocol import HttpProtocol
+
+from gateway.strict_server import StrictHttpProtocol
 
 _CLOSE_GRACE_S = 2.0
 
@@ -40,7 +42,7 @@ class MainPortListener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._host, self._port))
         sock.listen(1024)
-        factory = partial(HttpProtocol, loop=loop, app=self._app, signal=Signal(),
+        factory = partial(StrictHttpProtocol, loop=loop, app=self._app, signal=Signal(),
                           connections=self._connections, state={})
         self._server = await loop.create_server(factory, sock=sock)
 

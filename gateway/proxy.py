@@ -32,6 +32,7 @@ from gateway.errors import UpstreamConnectError, UpstreamError, UpstreamReset
 from gateway.headers import Headers, request_head, response_headers
 from gateway.metrics import GatewayMetrics
 from gateway.pages import error_body, login_page, wants_html
+from gateway.strict_http import HttpViolation, same_origin_location
 from gateway.tunnel import Tunnel
 from gateway.upstream import UpstreamConnection, UpstreamPool
 from gateway.websocket import proxy_websocket
@@ -230,7 +231,7 @@ class Proxy:
             assert verdict.target is not None
             secure = request.headers.get("x-forwarded-proto", request.scheme) == "https"
             return HTTPResponse(status=302, content_type="text/plain; charset=utf-8", headers={
-                "Location": verdict.target.decode("latin-1"),
+                "Location": same_origin_location(verdict.target),
                 "Set-Cookie": self.auth.cookie_header(secure, verdict.token),
                 "Cache-Control": "no-store",
             })
@@ -313,8 +314,12 @@ class Proxy:
             return self.upstream_failed(request, exc)
         try:
             return await self.relay_response(request, conn, upload, tally)
+        except HttpViolation as exc:  # the client's body broke its framing or the size limit
+            return error_response(request, exc.status, exc.detail)
         finally:
-            if upload is not None and not upload.done():
+            if upload is not None and (not upload.done() or upload.cancelled()
+                                       or upload.exception() is not None):
+                # WAIIDE got part of a body at most: this connection can never carry another.
                 upload.cancel()
                 conn.close()
             self.pool.release(conn)
@@ -357,7 +362,8 @@ class Proxy:
             sent += len(chunk)
             tally.bytes_in = sent
             if limit and sent > limit:
-                raise UpstreamConnectError(self.config.upstream_label, "request body too large")
+                raise HttpViolation(413, f"The body exceeds {limit} bytes "
+                                         "(GATEWAY_MAX_BODY_BYTES).")
             if chunked:
                 conn.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
             else:
@@ -449,7 +455,7 @@ class Proxy:
         if upload in done and upload.exception() is not None and not head_task.done():
             head_task.cancel()
             exc = upload.exception()
-            if isinstance(exc, UpstreamError):
+            if isinstance(exc, (UpstreamError, HttpViolation)):
                 raise exc
             raise UpstreamConnectError(self.config.upstream_label, f"upload failed: {exc}")
         return await head_task
