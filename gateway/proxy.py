@@ -451,7 +451,11 @@ class Proxy:
         if upload is None:
             return await conn.read_head(timeout)
         head_task = asyncio.ensure_future(conn.read_head(timeout))
-        done, _ = await asyncio.wait({head_task, upload}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({head_task, upload}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the client went away: nobody will ever read the head
+            head_task.cancel()
+            raise
         if upload in done and upload.exception() is not None and not head_task.done():
             head_task.cancel()
             exc = upload.exception()

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Self
 
 import httptools
 
@@ -62,7 +63,7 @@ class RecordingUpstream:
         self.requests: list[Recorded] = []
         self.errors: list[str] = []
 
-    def __enter__(self) -> RecordingUpstream:
+    def __enter__(self) -> Self:
         accept = threading.Thread(target=self._accept_loop, name="recorder-accept", daemon=True)
         accept.start()
         self._threads.append(accept)
