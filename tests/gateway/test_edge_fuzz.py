@@ -31,12 +31,12 @@ from tests.gateway.recorder import RecordingUpstream, exchange
 BASES = [
     b"GET /fz{n}/a?b=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nCookie: a=1\r\n\r\n",
     b"POST /fz{n}/p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
-    b"POST /fz{n}/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"5;e=1\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n",
-    b"POST /fz{n}/s HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n"
-    b"GET /smuggled{n} HTTP/1.1\r\nHost: x\r\n\r\n",
-    b"POST /fz{n}/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"0\r\n\r\nGET /fz{n}/next HTTP/1.1\r\nHost: x\r\n\r\n",
+    (b"POST /fz{n}/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"5;e=1\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"),
+    (b"POST /fz{n}/s HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n"
+     b"GET /smuggled{n} HTTP/1.1\r\nHost: x\r\n\r\n"),
+    (b"POST /fz{n}/t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"0\r\n\r\nGET /fz{n}/next HTTP/1.1\r\nHost: x\r\n\r\n"),
 ]
 SNIPPETS = [b"\r", b"\n", b"\r\n", b"\x00", b" ", b"\t", b"\x0b", b"\xa0", b":", b",", b";",
             b"0", b"5", b"a", b"-", b'"', b"chunked", b"\r\n\r\n", b"Content-Length: 3\r\n",
@@ -54,12 +54,10 @@ def mutate(base: bytes, ops: list[tuple[str, int, object]]) -> bytes:
     data = bytearray(base)
     for op, at, arg in ops:
         at = at % (len(data) + 1)
-        if op == "insert":
-            data[at:at] = arg  # type: ignore[assignment]
-        elif op == "delete":
-            del data[at:at + int(arg)]  # type: ignore[call-overload]
-        else:
-            data[at:at + 1] = arg  # type: ignore[assignment]
+        if isinstance(arg, int):  # delete `arg` bytes
+            del data[at:at + arg]
+        elif isinstance(arg, bytes):
+            data[at:at + (op == "replace")] = arg
     return bytes(data)
 
 
