@@ -83,10 +83,10 @@ class RequestHead:
 
 def _target(method: str, raw: str) -> tuple[str, str | None]:
     """(target to route, authority that replaces Host or None) for a request-target."""
-    if raw.startswith("/"):
-        return raw, None
     if "#" in raw:
         raise _bad("A request target cannot carry a fragment.")
+    if raw.startswith("/"):
+        return raw, None
     absolute = _ABSOLUTE.fullmatch(raw)
     if absolute is not None:
         authority = absolute.group(2)

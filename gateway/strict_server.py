@@ -112,12 +112,11 @@ def edge_guard(app: Sanic) -> EdgeGuard:
 class StrictHttp(Http):
     """Sanic's HTTP/1 request cycle with a strict request reader (see the module docstring)."""
 
-    __slots__ = ("_chunk_started", "_guard")
+    __slots__ = ("_guard",)
 
     def __init__(self, protocol: StrictHttpProtocol) -> None:
         super().__init__(protocol)
         self._guard = protocol.guard
-        self._chunk_started = False
 
     async def http1_request_header(self) -> None:
         protocol: StrictHttpProtocol = self.protocol  # type: ignore[assignment]
@@ -175,7 +174,6 @@ class StrictHttp(Http):
             version=head.version, method=head.method, transport=protocol.transport, app=app)
         protocol.request_class._current.set(request)
         self.request_bytes_left = self.request_bytes = 0
-        self._chunk_started = False
         if head.chunked or head.content_length is not None:
             if head.expect is not None:
                 if head.expect != "100-continue":
