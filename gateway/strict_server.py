@@ -121,12 +121,16 @@ class StrictHttp(Http):
     async def http1_request_header(self) -> None:
         protocol: StrictHttpProtocol = self.protocol  # type: ignore[assignment]
         guard = self._guard
-        guard.enter(protocol)
-        try:
-            end = await self._await_head(protocol)
-        finally:
-            guard.leave(protocol)
         buf = self.recv_buffer
+        end = buf.find(b"\r\n\r\n")
+        if 0 <= end < self.HEADER_MAX_SIZE:  # the usual case: the whole head came in one read
+            guard.leave(protocol)
+        else:
+            guard.enter(protocol)
+            try:
+                end = await self._await_head(protocol)
+            finally:
+                guard.leave(protocol)
         head_bytes = bytes(buf[:end])
         self.url = None
         head = parse_head(head_bytes)
@@ -136,9 +140,6 @@ class StrictHttp(Http):
     async def _await_head(self, protocol: StrictHttpProtocol) -> int:
         """Offset of the CRLF CRLF ending the head, within the header deadline."""
         buf = self.recv_buffer
-        end = buf.find(b"\r\n\r\n")
-        if end >= 0 and end < self.HEADER_MAX_SIZE:
-            return end
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._guard.settings.header_timeout_s
         try:
