@@ -153,21 +153,20 @@ def parse_head(head: bytes) -> RequestHead:
         HttpViolation: 400 for any malformed or ambiguous head (an HTTP version other than 1.0
             and 1.1 included), 501 for an unknown method or transfer coding.
     """
-    try:
-        httptools.HttpRequestParser(_NO_CALLBACKS).feed_data(head + b"\r\n\r\n")
-    except httptools.HttpParserUpgrade:
-        pass  # Upgrade or CONNECT: the head itself was valid
-    except httptools.HttpParserInvalidMethodError:
-        method = head.split(b" ", 1)[0][:32].decode("latin-1")
-        raise HttpViolation(501, f"Method {method!r} is not implemented.") from None
-    except httptools.HttpParserError as exc:
-        raise _bad(f"Malformed request head: {exc}.") from None
     lines = head.decode("utf-8", "surrogateescape").split("\r\n")
     match = _REQUEST_LINE.fullmatch(lines[0])
     if match is None:
         raise _bad("The request line must be: method, target, HTTP version, single spaces.")
     if match.group(3) != "1" or match.group(4) not in ("0", "1"):
         raise _bad("Only HTTP/1.1 and HTTP/1.0 are served here.")
+    try:
+        httptools.HttpRequestParser(_NO_CALLBACKS).feed_data(head + b"\r\n\r\n")
+    except httptools.HttpParserUpgrade:
+        pass  # Upgrade or CONNECT: the head itself was valid
+    except httptools.HttpParserInvalidMethodError:
+        raise HttpViolation(501, f"Method {match.group(1)!r} is not implemented.") from None
+    except httptools.HttpParserError as exc:
+        raise _bad(f"Malformed request head: {exc}.") from None
     version = "1.1" if match.group(4) == "1" else "1.0"
     method = match.group(1)
     target, authority = _target(method, match.group(2))

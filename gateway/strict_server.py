@@ -102,21 +102,23 @@ class EdgeGuard:
         return len(self._waiting)
 
 
-def edge_guard(app: Sanic) -> EdgeGuard:
+def edge_guard(app: Sanic[Any, Any]) -> EdgeGuard:
     guard = getattr(app.ctx, "edge_guard", None)
     if guard is None:
         guard = app.ctx.edge_guard = EdgeGuard(EdgeSettings())
-    return guard  # type: ignore[no-any-return]
+    assert isinstance(guard, EdgeGuard)
+    return guard
 
 
 class StrictHttp(Http):
     """Sanic's HTTP/1 request cycle with a strict request reader (see the module docstring)."""
 
-    __slots__ = ("_guard",)
+    __slots__ = ("_chunked", "_guard")
 
     def __init__(self, protocol: StrictHttpProtocol) -> None:
-        super().__init__(protocol)
+        super().__init__(protocol)  # type: ignore[no-untyped-call]
         self._guard = protocol.guard
+        self._chunked = False
 
     async def http1_request_header(self) -> None:
         protocol: StrictHttpProtocol = self.protocol  # type: ignore[assignment]
@@ -145,7 +147,7 @@ class StrictHttp(Http):
         try:
             async with asyncio.timeout_at(deadline):
                 while True:
-                    end = buf.find(b"\r\n\r\n")
+                    end: int = buf.find(b"\r\n\r\n")
                     if end >= self.HEADER_MAX_SIZE or (end < 0 and
                                                       len(buf) >= self.HEADER_MAX_SIZE):
                         raise HttpViolation(413, "The request head exceeds "
@@ -172,9 +174,12 @@ class StrictHttp(Http):
         self.url = head.target.decode("ascii")
         request = protocol.request_class(
             url_bytes=head.target, headers=Header(head.fields), head=head_bytes,
-            version=head.version, method=head.method, transport=protocol.transport, app=app)
+            version=head.version, method=head.method,
+            transport=protocol.transport,  # type: ignore[arg-type]
+            app=app)
         protocol.request_class._current.set(request)
         self.request_bytes_left = self.request_bytes = 0
+        self._chunked = head.chunked
         if head.chunked or head.content_length is not None:
             if head.expect is not None:
                 if head.expect != "100-continue":
@@ -195,39 +200,41 @@ class StrictHttp(Http):
             self.expecting_continue = False
             await self._send(HTTP_CONTINUE)
         try:
-            if self.request_body == "chunked" and self.request_bytes_left == 0:
-                size = await self._next_chunk()
-                if size == 0:
+            left: int = self.request_bytes_left or 0
+            if self._chunked and self.request_body and left == 0:
+                left = await self._next_chunk()
+                if left == 0:
                     await self._end_of_chunks()
                     self.request_body = None
                     return None
-                self.request_bytes_left = size
-                self.request_bytes += size
-                self._check_size()
-            if not self.request_bytes_left:
+                self.request_bytes_left = left
+                self.request_bytes = total = (self.request_bytes or 0) + left
+                self._check_size(total)
+            elif (self.request_bytes or 0) > self.request_max_size:  # Content-Length
+                raise HttpViolation(413, "The body exceeds the size limit.")
+            if not left:
                 self.request_body = None
                 return None
-            return await self._piece()
+            return await self._piece(left)
         except HttpViolation as exc:
             self.keep_alive = False
             self.request_body = None
             raise BodyRejected(exc.status, exc.detail) from None
 
-    def _check_size(self) -> None:
+    def _check_size(self, total: int) -> None:
         limit = self._guard.settings.max_body_bytes
-        if limit and self.request_bytes > limit:
+        if limit and total > limit:
             raise HttpViolation(413, f"The body exceeds {limit} bytes "
                                      "(GATEWAY_MAX_BODY_BYTES).")
-        if self.request_bytes > self.request_max_size:
+        if total > self.request_max_size:
             raise HttpViolation(413, "The body exceeds the size limit.")
 
-    async def _piece(self) -> bytes:
+    async def _piece(self, left: int) -> bytes:
         buf = self.recv_buffer
         if not buf:
             await self._receive_more()
-        left = self.request_bytes_left
         take = min(len(buf), left)
-        if take == left and self.request_body == "chunked":
+        if take == left and self._chunked:
             # The chunk's last piece is handed on only once the CRLF after it is there and right.
             while len(buf) < take + 2:
                 await self._receive_more()
@@ -276,12 +283,12 @@ class StrictHttpProtocol(HttpProtocol):
         self.evicted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[no-untyped-call]
         self.guard.enter(self)  # a new connection is in its header phase until its head is in
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.leave(self)
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[no-untyped-call]
 
     def evict(self) -> None:
         """Let this connection go: at once if it has sent nothing, else with a 408."""
@@ -303,7 +310,7 @@ def _violation_response(request: Request, exc: Exception) -> HTTPResponse:
                         headers={"Cache-Control": "no-store", "Connection": "close"})
 
 
-def install_edge(app: Sanic, settings: EdgeSettings) -> None:
+def install_edge(app: Sanic[Any, Any], settings: EdgeSettings) -> None:
     """Give `app`'s workers the edge settings and answer violations with the gateway's page.
 
     Serve with `protocol=StrictHttpProtocol` (gateway.__main__, gateway.mainport).
