@@ -78,7 +78,8 @@ def _reader(app: Any, cls: type[Http], head: bytes) -> Callable[[], None]:
 
 def main() -> int:
     app = create_app(GatewayConfig.from_env({"GATEWAY_TOKEN": "t"}))
-    TouchUp.run(app)  # type: ignore[no-untyped-call]  # what Sanic does to Http's methods when it serves the app
+    # What Sanic does to Http's methods when it serves the app:
+    TouchUp.run(app)  # type: ignore[no-untyped-call]
     for label, head in (("2-line wrk GET", WRK_GET), ("876-byte browser GET", BROWSER_GET)):
         best: dict[str, float] = {}
         for _ in range(ROUNDS):
