@@ -11,7 +11,8 @@ document or the previous one.
         {"pid": 123, "updated_at": 1764100000.0,
          "last_activity": 1764099990.5 | null, "cause": "editor" | ... | null,
          "extension_seen_at": 1764099999.0 | null,
-         "busy": [{"kind": "terminal", "name": "sleep 300"}], "busy_until": 1764100090.0 | null,
+         "sessions": [{"session": "9f2c...", "reported_at": 1764100000.0, "until": 1764100090.0,
+                       "busy": [{"kind": "terminal", "name": "sleep 300"}]}],
          "ignored": {"keepalive": 12, "rpc-poll": 110, ...}}   (over the last IGNORED_WINDOW_S)
     <dir>/plan.json           the supervisor's idle plan (absent when self-shutdown is off)
         {"idle_timeout_s": 3600, "warning_s": 300, "busy_counts": true,
@@ -49,6 +50,20 @@ class BusyWork:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionBusy:
+    """The busy work one workbench session (tab) last reported, and until when it holds.
+
+    An empty `busy` is kept too (until it expires): a session's newest report wins across
+    workers, so "nothing runs any more" must be able to override an older report elsewhere.
+    """
+
+    session: str
+    reported_at: float
+    until: float
+    busy: tuple[BusyWork, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerActivity:
     """One worker's published view."""
 
@@ -57,8 +72,7 @@ class WorkerActivity:
     last_activity: float | None = None
     cause: str | None = None
     extension_seen_at: float | None = None
-    busy: tuple[BusyWork, ...] = ()
-    busy_until: float | None = None
+    sessions: tuple[SessionBusy, ...] = ()
     ignored: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -66,8 +80,10 @@ class WorkerActivity:
             "pid": self.pid, "updated_at": self.updated_at,
             "last_activity": self.last_activity, "cause": self.cause,
             "extension_seen_at": self.extension_seen_at,
-            "busy": [{"kind": b.kind, "name": b.name} for b in self.busy],
-            "busy_until": self.busy_until, "ignored": dict(self.ignored),
+            "sessions": [{"session": s.session, "reported_at": s.reported_at, "until": s.until,
+                          "busy": [{"kind": b.kind, "name": b.name} for b in s.busy]}
+                         for s in self.sessions],
+            "ignored": dict(self.ignored),
         }).encode()
 
     @classmethod
@@ -76,14 +92,17 @@ class WorkerActivity:
         doc = json.loads(data)
         if not isinstance(doc, dict) or not isinstance(doc.get("pid"), int):
             raise ValueError("not a worker activity document")  # noqa: TRY004 - a bad file
-        busy = tuple(BusyWork(str(b.get("kind", "")), str(b.get("name", "")))
-                     for b in doc.get("busy") or () if isinstance(b, dict))
+        sessions = tuple(
+            SessionBusy(str(s.get("session", "")), _num(s.get("reported_at")) or 0.0,
+                        _num(s.get("until")) or 0.0,
+                        tuple(BusyWork(str(b.get("kind", "")), str(b.get("name", "")))
+                              for b in s.get("busy") or () if isinstance(b, dict)))
+            for s in doc.get("sessions") or () if isinstance(s, dict))
         ignored = doc.get("ignored") or {}
         return cls(pid=doc["pid"], updated_at=_num(doc.get("updated_at")) or 0.0,
                    last_activity=_num(doc.get("last_activity")),
                    cause=doc.get("cause") if isinstance(doc.get("cause"), str) else None,
-                   extension_seen_at=_num(doc.get("extension_seen_at")), busy=busy,
-                   busy_until=_num(doc.get("busy_until")),
+                   extension_seen_at=_num(doc.get("extension_seen_at")), sessions=sessions,
                    ignored={str(k): int(v) for k, v in ignored.items()
                             if isinstance(v, int) and not isinstance(v, bool)}
                    if isinstance(ignored, dict) else {})
@@ -129,22 +148,29 @@ class ActivitySummary:
 
 
 def merge(workers: Iterable[WorkerActivity], now: float) -> ActivitySummary:
-    """The newest use across workers; busy work whose report has not expired; ignored sums."""
+    """The newest use across workers; per session, the newest busy report if it has not
+    expired; ignored sums."""
     last: float | None = None
     cause: str | None = None
-    busy: dict[BusyWork, None] = {}
+    newest: dict[str, SessionBusy] = {}
     seen: float | None = None
     ignored: dict[str, int] = {}
     for w in workers:
         if w.last_activity is not None and (last is None or w.last_activity > last):
             last, cause = w.last_activity, w.cause
-        if w.busy and w.busy_until is not None and w.busy_until > now:
-            busy.update(dict.fromkeys(w.busy))
+        for s in w.sessions:
+            known = newest.get(s.session)
+            if known is None or s.reported_at > known.reported_at:
+                newest[s.session] = s
         if w.extension_seen_at is not None and (seen is None or w.extension_seen_at > seen):
             seen = w.extension_seen_at
         if now - w.updated_at <= IGNORED_WINDOW_S:
             for kind, count in w.ignored.items():
                 ignored[kind] = ignored.get(kind, 0) + count
+    busy: dict[BusyWork, None] = {}
+    for s in newest.values():
+        if s.until > now:
+            busy.update(dict.fromkeys(s.busy))
     return ActivitySummary(last, cause, tuple(busy), seen, ignored)
 
 

@@ -11,7 +11,6 @@ Entry point: `python -m gateway` (`gateway.__main__`). Modules, by concept:
     api               /api, /api/status, /api/user, /api/services, /api/healthz
     status            the /api/status and /api/services bodies from the status record
     metrics           Prometheus metrics of every worker, and /metrics
-    activity          activity reports to JupyterHub (what counts as use)
     workers           WorkerWatchdog: replacing a worker that died
 
     access/           who may reach WAIIDE
@@ -30,6 +29,10 @@ Entry point: `python -m gateway` (`gateway.__main__`). Modules, by concept:
         tunnel          Tunnel: the byte relay with frame-boundary tracking, pings, close codes
         frames          FrameScanner: WebSocket frame boundaries without copying payloads
         registry        TunnelRegistry: open tunnels, their metrics, 1001 at shutdown
+    edge/             the strict front door (every port)
+        rules           RFC 9110/9112 checks of heads and chunked framing; HttpViolation
+        protocol        Sanic's HTTP/1 protocol with those checks, the header timeout and cap
+    activity/         what counts as use (see its index)
     singleuser/       lightweight mode: the gateway as the hub's single-user server on PORT
         endpoint        SingleUserEndpoint: {prefix}api, OAuth callback, {prefix}WAIIDE/
         listener        MainPortListener: PORT in every worker

@@ -12,6 +12,7 @@ from common.errors import ConfigError
 from common.exits import ExitCode
 from gateway.app import configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
+from gateway.edge.protocol import StrictHttpProtocol
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
 
 
@@ -48,7 +49,8 @@ def main() -> int:
     app = loader.load()
     try:
         app.prepare(host=config.host, port=config.port, workers=config.workers,
-                    access_log=config.debug, motd=False, debug=False)
+                    access_log=config.debug, motd=False, debug=False,
+                    protocol=StrictHttpProtocol)
     except OSError as exc:
         print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return ExitCode.STARTUP_FAILURE

@@ -30,6 +30,7 @@ from gateway.activity.routes import ActivityRoutes
 from gateway.activity.state import ActivityState
 from gateway.api import ApiRoutes
 from gateway.config import GatewayConfig
+from gateway.edge.protocol import EdgeSettings, install_edge
 from gateway.metrics import GatewayMetrics, mark_process_dead
 from gateway.proxy import Proxy
 from gateway.sanic_compat import GatewayRequest, worker_name
@@ -57,6 +58,9 @@ def configure_sanic(app: App, config: GatewayConfig) -> None:
     # with a readable 504, so Sanic's own (a bare 503) must never fire first.
     c.RESPONSE_TIMEOUT = config.read_timeout_s + 30
     c.KEEP_ALIVE_TIMEOUT = 75
+    # Sanic's REQUEST_TIMEOUT restarts with every byte; GATEWAY_HEADER_TIMEOUT (gateway.
+    # edge.protocol) is the real deadline for a head, so Sanic's must never fire first.
+    c.REQUEST_TIMEOUT = config.header_timeout_s + 30
     c.GRACEFUL_SHUTDOWN_TIMEOUT = 3.0
     c.MOTD = False
 
@@ -105,6 +109,9 @@ def create_app(config: GatewayConfig) -> App:
     configure_logging(config.debug)
     app: App = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
+    install_edge(app, EdgeSettings(header_timeout_s=config.header_timeout_s,
+                                   max_header_connections=config.max_header_connections,
+                                   max_body_bytes=config.max_body_bytes))
     activity_dir = Path(config.activity_dir)
     activity = ActivityState(activity_dir)
     reporter = build_hub_reporter(config, activity)

@@ -124,6 +124,8 @@ class GatewayConfig:
     ws_max_message_bytes: int = 256 * MIB
     ws_ping_interval_s: float = 30.0
     max_body_bytes: int = 0
+    header_timeout_s: float = 20.0
+    max_header_connections: int = 256
     upstream_pool_size: int = 64
     multiproc_dir: str | None = None
     internal_secret: str = field(default="", repr=False)
@@ -192,6 +194,9 @@ class GatewayConfig:
                                            minimum=1024),
             ws_ping_interval_s=env.seconds_or_zero("GATEWAY_WS_PING_INTERVAL", 30.0),
             max_body_bytes=env.count("GATEWAY_MAX_BODY_BYTES", 0),
+            header_timeout_s=env.seconds("GATEWAY_HEADER_TIMEOUT", 20.0),
+            max_header_connections=env.count("GATEWAY_MAX_HEADER_CONNECTIONS", 256, minimum=1,
+                                             maximum=65536),
             upstream_pool_size=env.count("GATEWAY_UPSTREAM_POOL_SIZE", 64, maximum=4096),
             ws_compression=compression,
             multiproc_dir=_multiproc_dir(env),

@@ -24,7 +24,10 @@ _TITLES = {
     403: "Access denied",
     404: "Not found",
     405: "Method not allowed",
-    413: "Request body too large",
+    408: "Request timeout",
+    413: "Request too large",
+    417: "Expectation failed",
+    501: "Not implemented",
     502: "WAIIDE is not reachable",
     504: "WAIIDE did not answer in time",
 }

@@ -1,9 +1,10 @@
-"""Every use of Sanic's internals, in one place, checked at start.
+"""Every use of Sanic's internals, checked at start (and used here, or in `gateway.edge.protocol`).
 
 The gateway relays bodies socket to socket, hands WebSocket sockets to its own tunnel, serves a
 second port with Sanic's protocol and restarts dead workers. Sanic has no public API for these,
-so they rely on attributes of Sanic 25.12 (pinned `<26` in pyproject.toml). An upgrade that
-renames one must fail at start with the version and the attribute, not misbehave later:
+so they rely on attributes of Sanic 25.12 (pinned `<26` in pyproject.toml). The strict edge
+(`gateway.edge.protocol`) subclasses Sanic's HTTP/1 reader; its needs are listed here too. An
+upgrade that renames one must fail at start with the version and the attribute, not misbehave:
 `check_sanic_internals()` runs in `python -m gateway` before anything is served.
 """
 
@@ -29,6 +30,9 @@ _REQUIRED: tuple[tuple[type, str], ...] = (
     (Http, "request_body"), (Http, "request_bytes"),
     (SanicProtocol, "_can_write"), (SanicProtocol, "_time"), (SanicProtocol, "connections"),
     (HttpProtocol, "recv_buffer"),
+    # gateway.edge.protocol replaces Http's head and body readers and drives the protocol's reads
+    (Http, "http1_request_header"), (Http, "read"), (Http, "keep_alive"),
+    (HttpProtocol, "_data_received"), (HttpProtocol, "receive_more"),
     (WorkerMultiplexer, "name"), (WorkerMultiplexer, "workers"), (WorkerMultiplexer, "restart"),
 )
 
@@ -169,11 +173,12 @@ def restart_worker(app: Sanic[Any, Any], name: str) -> None:
     app.m.restart(name)
 
 
-def http_protocol_factory(app: Sanic[Any, Any], connections: set[Any]) -> Any:
-    """A factory of Sanic's own HTTP protocol for a listener the gateway opened itself."""
+def http_protocol_factory(app: Sanic[Any, Any], connections: set[Any],
+                          protocol: type[HttpProtocol] = HttpProtocol) -> Any:
+    """A factory of a Sanic HTTP protocol for a listener the gateway opened itself."""
     from functools import partial
 
     from sanic.models.server_types import Signal
 
-    return partial(HttpProtocol, loop=asyncio.get_running_loop(), app=app, signal=Signal(),
+    return partial(protocol, loop=asyncio.get_running_loop(), app=app, signal=Signal(),
                    connections=connections, state={})

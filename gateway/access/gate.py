@@ -12,6 +12,7 @@ from sanic.response import HTTPResponse
 
 from gateway.access.verdict import ALLOW, Authorizer, InternalHop, Outcome, Verdict
 from gateway.config import GatewayConfig
+from gateway.edge.rules import same_origin_location
 from gateway.pages import NO_STORE, error_response, login_page, wants_html
 
 
@@ -44,7 +45,7 @@ class Access:
             assert verdict.target is not None
             secure = request.headers.get("x-forwarded-proto", request.scheme) == "https"
             return HTTPResponse(status=302, content_type="text/plain; charset=utf-8", headers={
-                "Location": verdict.target.decode("latin-1"),
+                "Location": same_origin_location(verdict.target),
                 "Set-Cookie": self.auth.cookie_header(secure, verdict.token),
                 **NO_STORE,
             })

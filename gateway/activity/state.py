@@ -17,6 +17,7 @@ from pathlib import Path
 from common.activity_files import (
     IGNORED_WINDOW_S,
     BusyWork,
+    SessionBusy,
     WorkerActivity,
     read_workers,
     write_atomically,
@@ -36,8 +37,8 @@ class ActivityState:
         self.last_activity: float | None = None
         self.cause: str | None = None
         self.extension_seen_at: float | None = None
-        # session -> (its busy work, valid until): each workbench tab reports its own list
-        self._busy: dict[str, tuple[tuple[BusyWork, ...], float]] = {}
+        # session -> its newest report: each workbench tab reports its own complete list
+        self._sessions: dict[str, SessionBusy] = {}
         # (bucket start, counts): the ignored traffic of the last IGNORED_WINDOW_S
         self._buckets: deque[tuple[float, Counter[str]]] = deque()
         self._dirty = False
@@ -70,23 +71,15 @@ class ActivityState:
         busy work now (kept `ttl_s` unless repeated)."""
         now = time.time() if now is None else now
         self.extension_seen_at = now
-        if busy:
-            self._busy[session] = (busy, now + ttl_s)
-        else:
-            self._busy.pop(session, None)
+        self._sessions[session] = SessionBusy(session, now, now + ttl_s, busy)
         self._dirty = True
 
-    def busy_now(self, now: float) -> tuple[tuple[BusyWork, ...], float | None]:
-        """The union of every session's unexpired busy work, and until when it holds."""
-        work: dict[BusyWork, None] = {}
-        until: float | None = None
-        for session, (items, valid_until) in list(self._busy.items()):
-            if valid_until <= now:
-                del self._busy[session]
-                continue
-            work.update(dict.fromkeys(items))
-            until = valid_until if until is None else max(until, valid_until)
-        return tuple(work), until
+    def sessions_now(self, now: float) -> tuple[SessionBusy, ...]:
+        """The sessions' reports that have not expired (older ones are forgotten)."""
+        for session, report in list(self._sessions.items()):
+            if report.until <= now:
+                del self._sessions[session]
+        return tuple(self._sessions.values())
 
     @property
     def extension_seen_anywhere(self) -> bool:
@@ -103,10 +96,9 @@ class ActivityState:
 
     def snapshot(self, now: float | None = None) -> WorkerActivity:
         now = time.time() if now is None else now
-        busy, busy_until = self.busy_now(now)
         return WorkerActivity(pid=os.getpid(), updated_at=now, last_activity=self.last_activity,
                               cause=self.cause, extension_seen_at=self.extension_seen_at,
-                              busy=busy, busy_until=busy_until,
+                              sessions=self.sessions_now(now),
                               ignored=self.ignored_recent(now))
 
     # -- publishing ----------------------------------------------------------------------------
@@ -127,7 +119,7 @@ class ActivityState:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(PUBLISH_EVERY_S)
-            if self._dirty or self._buckets or self._busy:
+            if self._dirty or self._buckets or self._sessions:
                 self.publish()
             if not self.extension_seen_anywhere:
                 self._look_for_extension()

@@ -18,6 +18,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from gateway.config import GatewayConfig
+from gateway.edge.rules import HttpViolation
 from gateway.errors import UpstreamConnectError, UpstreamError
 from gateway.http.headers import Headers, response_headers
 from gateway.http.pool import UpstreamPool
@@ -118,8 +119,12 @@ class HttpRelay:
             return self.upstream_failed(request, exc)
         try:
             return await self.relay_response(request, conn, upload, tally)
+        except HttpViolation as exc:  # the client's body broke its framing or the size limit
+            return error_response(request, exc.status, exc.detail)
         finally:
-            if upload is not None and not upload.done():
+            if upload is not None and (not upload.done() or upload.cancelled()
+                                       or upload.exception() is not None):
+                # WAIIDE got part of a body at most: this connection can never carry another.
                 upload.cancel()
                 conn.close()
             self.pool.release(conn)
@@ -161,7 +166,8 @@ class HttpRelay:
             sent += len(chunk)
             tally.bytes_in = sent
             if limit and sent > limit:
-                raise UpstreamConnectError(self.config.upstream_label, "request body too large")
+                raise HttpViolation(413, f"The body exceeds {limit} bytes "
+                                         "(GATEWAY_MAX_BODY_BYTES).")
             if chunked:
                 conn.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
             else:
@@ -248,11 +254,15 @@ class HttpRelay:
         if upload is None:
             return await conn.read_head(timeout)
         head_task = asyncio.ensure_future(conn.read_head(timeout))
-        done, _ = await asyncio.wait({head_task, upload}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait({head_task, upload}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the client went away: nobody will ever read the head
+            head_task.cancel()
+            raise
         if upload in done and upload.exception() is not None and not head_task.done():
             head_task.cancel()
             exc = upload.exception()
-            if isinstance(exc, UpstreamError):
+            if isinstance(exc, (UpstreamError, HttpViolation)):
                 raise exc
             raise UpstreamConnectError(self.config.upstream_label, f"upload failed: {exc}")
         return await head_task

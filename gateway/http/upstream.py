@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
 from collections import deque
@@ -40,6 +41,8 @@ _WRITE_HIGH_WATER = 256 * 1024
 _POOL_IDLE_S = 4.0
 
 Headers = list[tuple[bytes, bytes]]
+
+logger = logging.getLogger(__name__)
 
 
 class ResponseHead:
@@ -195,7 +198,7 @@ class UpstreamConnection(asyncio.Protocol):
         # If the handler was cancelled (client gone) nobody awaits this; do not log that.
         done.add_done_callback(_retrieve)
         sink = _Sink(transport, can_write, done, idle_timeout_s, on_progress)
-        if self._body:
+        if self._body and not transport.is_closing():
             transport.writelines(self._take_chunks())
         if self._complete or self._raw_left == 0:
             done.set_result(None)
@@ -216,6 +219,13 @@ class UpstreamConnection(asyncio.Protocol):
             self._fail(UpstreamProtocolError(self._label, "more bytes than Content-Length"))
             return
         self._raw_left = left
+        if sink.transport.is_closing():
+            # The client went away mid-download: an ordinary abort, not an error. (Writing to
+            # the closed transport would raise inside this callback: "Fatal error on transport".)
+            logger.debug("client gone mid-body; dropping the upstream connection")
+            self._end_sink(None)
+            self.close()
+            return
         sink.last_data = now = time.monotonic()
         sink.transport.write(data)
         sink.on_progress(now)

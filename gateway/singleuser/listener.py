@@ -4,8 +4,8 @@ Why not a second `app.prepare(port=PORT)`: Sanic 25.12 runs a second listener as
 shutdown happens after the event loop has stopped; a worker then either spins forever waiting for
 tasks that cannot run, or loses keep-alive connections with "Event loop is closed" tracebacks (both
 seen under a real hub). Here every worker binds PORT itself with SO_REUSEPORT (the kernel spreads
-connections over the workers), serves it with Sanic's HttpProtocol, and closes it in
-`before_server_stop`, while the loop still runs.
+connections over the workers), serves it with the strict edge's protocol (gateway.edge), and
+closes it in `before_server_stop`, while the loop still runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from sanic import Sanic
 
+from gateway.edge.protocol import StrictHttpProtocol
 from gateway.sanic_compat import http_protocol_factory
 
 _CLOSE_GRACE_S = 2.0
@@ -40,7 +41,7 @@ class MainPortListener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((self._host, self._port))
         sock.listen(1024)
-        factory = http_protocol_factory(self._app, self._connections)
+        factory = http_protocol_factory(self._app, self._connections, StrictHttpProtocol)
         self._server = await loop.create_server(factory, sock=sock)
 
     async def stop(self) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from common.activity_files import PLAN_FILE, BusyWork, IdlePlan, WorkerActivity
+from common.activity_files import PLAN_FILE, BusyWork, IdlePlan, SessionBusy, WorkerActivity
 from supervisor.idle import IdlePolicy, IdleWatch
 from tests.supervisor.test_main import BANNER, Run, supervisor
 
@@ -36,8 +36,10 @@ class Clock:
 
 def publish(directory: Path, *, last: float | None = None, busy: tuple[BusyWork, ...] = (),
             busy_until: float | None = None) -> None:
+    sessions = (SessionBusy("tab", (busy_until or 0.0) - 90, busy_until, busy),) \
+        if busy_until is not None else ()
     doc = WorkerActivity(pid=4242, updated_at=last or 0.0, last_activity=last,
-                         cause="editor" if last else None, busy=busy, busy_until=busy_until)
+                         cause="editor" if last else None, sessions=sessions)
     (directory / "worker-4242.json").write_bytes(doc.to_json())
 
 
