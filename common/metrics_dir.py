@@ -12,19 +12,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 SHM_DIR = Path("/dev/shm")
 
 
-def derived_metrics_dir(environ: Mapping[str, str]) -> Path:
-    """`/dev/shm/waiide-hub-{uid}-{API_SERVER_PORT}.metrics` (the temp dir without /dev/shm).
-
-    Callers validate API_SERVER_PORT first; a bad value falls back to the default port here.
-    """
-    raw = (environ.get("API_SERVER_PORT") or "").strip()
-    port = int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else 8091
+def derived_metrics_dir(api_port: int) -> Path:
+    """`/dev/shm/waiide-hub-{uid}-{api_port}.metrics` (the temp dir without /dev/shm)."""
     base = SHM_DIR if SHM_DIR.is_dir() else Path(tempfile.gettempdir())
-    return base / f"waiide-hub-{os.getuid()}-{port}.metrics"
+    return base / f"waiide-hub-{os.getuid()}-{api_port}.metrics"

@@ -1,9 +1,16 @@
-"""`python -m gateway`: validate the configuration, print how to open the IDE, run the workers."""
+"""`python -m gateway`: validate the configuration, print how to open the IDE, run the workers.
+
+`python -m gateway --check-config` only validates the settings: exit 0 silently, or CONFIG_ERROR
+with the message (the supervisor checks every child this way before starting any).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import socket
 import sys
+from collections.abc import Sequence
 
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
@@ -12,6 +19,8 @@ from common.errors import ConfigError
 from common.exits import ExitCode
 from gateway.app import configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
+from gateway.listen import bind_listener
+from gateway.metrics_dir import own_metrics_dir
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
 
 
@@ -31,29 +40,49 @@ def _banner(config: GatewayConfig) -> str:
             f"{config.workers} worker(s), authentication OFF (GATEWAY_AUTH=none).\n    Open: {url}")
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
         config = GatewayConfig.from_env()
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
+    if "--check-config" in args:
+        return ExitCode.OK
     configure_logging(config.debug)
     try:
         check_sanic_internals()
     except SanicIncompatible as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return ExitCode.STARTUP_FAILURE
-    print(_banner(config), file=sys.stderr, flush=True)
-    loader = AppLoader(factory=functools.partial(create_app, config))
-    app = loader.load()
     try:
-        app.prepare(host=config.host, port=config.port, workers=config.workers,
-                    access_log=config.debug, motd=False, debug=False)
-    except OSError as exc:
-        print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return ExitCode.STARTUP_FAILURE
-    Sanic.serve(primary=app, app_loader=loader)
+        api_sock = bind_listener("API_SERVER_PORT", config.host, config.port)
+        main_sock = (bind_listener("PORT", config.host, config.main_port)
+                     if config.serves_main_port else None)
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return ExitCode.CONFIG_ERROR
+    with own_metrics_dir(config) as made:
+        if made is not None:
+            config = dataclasses.replace(config, multiproc_dir=str(made))
+        print(_banner(config), file=sys.stderr, flush=True)
+        _serve(config, api_sock, main_sock)
     return ExitCode.OK
+
+
+def _serve(config: GatewayConfig, api_sock: socket.socket,
+           main_sock: socket.socket | None) -> None:
+    # The PORT socket travels to each worker inside the factory, pickled at every worker start
+    # the way Sanic passes its own socket (multiprocessing duplicates the descriptor).
+    loader = AppLoader(factory=functools.partial(create_app, config, main_sock))
+    app = loader.load()
+    app.prepare(sock=api_sock, workers=config.workers, access_log=config.debug, motd=False,
+                debug=False)
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        if main_sock is not None:
+            main_sock.close()
 
 
 if __name__ == "__main__":

@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import socket
 from typing import Any
 
 from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common import lifeline
 from common.auth_mode import AuthMode
 from gateway.access.gate import Access
 from gateway.access.hub import HubTokenAuth
@@ -96,8 +99,13 @@ def build_activity(config: GatewayConfig) -> ActivityReporter | None:
                             server_name=hub.server_name, interval_s=hub.activity_interval_s)
 
 
-def create_app(config: GatewayConfig) -> App:
-    """The gateway application for one worker process."""
+def create_app(config: GatewayConfig, main_sock: socket.socket | None = None) -> App:
+    """The gateway application for one worker process.
+
+    Args:
+        main_sock: PORT's listening socket, bound once by the main process (lightweight mode);
+            None: the worker binds PORT itself (single-process test servers).
+    """
     configure_logging(config.debug)
     app: App = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
@@ -110,7 +118,7 @@ def create_app(config: GatewayConfig) -> App:
     endpoint = SingleUserEndpoint(config, proxy, api) if config.serves_main_port else None
     _add_proxy_routes(app, proxy, endpoint, config.main_port)
     _add_metrics_route(app, proxy)
-    _add_lifecycle(app, config, proxy, api, status, activity)
+    _add_lifecycle(app, config, proxy, api, status, activity, main_sock)
     app.ctx.proxy = proxy
     return app
 
@@ -142,13 +150,18 @@ def _add_metrics_route(app: App, proxy: Proxy) -> None:
 
 
 def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes,
-                   status: WorkerStatus, activity: ActivityReporter | None) -> None:
-    main_listener = (MainPortListener(app, config.host, config.main_port)
+                   status: WorkerStatus, activity: ActivityReporter | None,
+                   main_sock: socket.socket | None) -> None:
+    main_listener = (MainPortListener(app, config.host, config.main_port, main_sock)
                      if config.serves_main_port else None)
     watchdog = WorkerWatchdog(app, lambda pid: mark_process_dead(pid, config.multiproc_dir))
 
     @app.before_server_start
     async def _open(_app: App) -> None:
+        if worker_name(app) is not None:
+            # A worker dies with the gateway's main process, even when that is SIGKILLed:
+            # nothing of the gateway outlives it holding the port (common.lifeline).
+            lifeline.arm(signal.SIGKILL)
         status.start()
         # Created here, after the worker was spawned, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,

@@ -198,3 +198,16 @@ class GatewayConfig:
             all_components=env.flag("USE_ALL_COMPONENTS", True),
             main_port=env.port("PORT", DEFAULT_PORT),
         )
+
+
+def export_multiproc_dir(path: str | None) -> None:
+    """Put PROMETHEUS_MULTIPROC_DIR into this process's environment (None: remove it).
+
+    The one write to the environment: prometheus_client picks its mode from this variable when
+    a spawned worker first imports it, so a directory the main process made must travel this
+    way (gateway.metrics_dir).
+    """
+    if path is None:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
