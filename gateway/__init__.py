@@ -12,7 +12,10 @@ Entry point: `python -m gateway` (`gateway.__main__`). Modules, by concept:
     status            the /api/status and /api/services bodies from the status record
     metrics           Prometheus metrics of every worker, and /metrics
     activity          activity reports to JupyterHub (what counts as use)
-    workers           WorkerWatchdog: replacing a worker that died
+    workers           WorkerKeeper (main process): restarting dead workers with backoff;
+                      Capacity: workers up of expected, for status and metrics
+    listen            binding API_SERVER_PORT and PORT once in the main process
+    metrics_dir       the multiprocess directory of a gateway run without the supervisor
 
     access/           who may reach WAIIDE
         verdict         Verdict, Outcome, Authorizer, credential stripping, InternalHop

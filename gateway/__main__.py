@@ -20,8 +20,10 @@ from common.exits import ExitCode
 from gateway.app import configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
 from gateway.listen import bind_listener
+from gateway.metrics import mark_process_dead
 from gateway.metrics_dir import own_metrics_dir
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
+from gateway.workers import WorkerKeeper
 
 
 def _banner(config: GatewayConfig) -> str:
@@ -76,6 +78,9 @@ def _serve(config: GatewayConfig, api_sock: socket.socket,
     # the way Sanic passes its own socket (multiprocessing duplicates the descriptor).
     loader = AppLoader(factory=functools.partial(create_app, config, main_sock))
     app = loader.load()
+    keeper = WorkerKeeper(lambda pid: mark_process_dead(pid, config.multiproc_dir))
+    app.main_process_ready(keeper.start)
+    app.main_process_stop(lambda _app: keeper.stop())
     app.prepare(sock=api_sock, workers=config.workers, access_log=config.debug, motd=False,
                 debug=False)
     try:

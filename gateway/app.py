@@ -35,7 +35,7 @@ from gateway.sanic_compat import GatewayRequest, worker_name
 from gateway.singleuser.endpoint import SingleUserEndpoint
 from gateway.singleuser.listener import MainPortListener
 from gateway.status import WorkerStatus
-from gateway.workers import WorkerWatchdog
+from gateway.workers import Capacity
 
 logger = logging.getLogger(__name__)
 
@@ -112,13 +112,14 @@ def create_app(config: GatewayConfig, main_sock: socket.socket | None = None) ->
     activity = build_activity(config)
     access = Access(config, build_auth(config))
     proxy = Proxy(config, access, activity=activity)
-    status = WorkerStatus(config.record_path)
+    capacity = Capacity(app, config.workers)
+    status = WorkerStatus(config.record_path, capacity.counts)
     api = ApiRoutes(config, access, status.status, status.services)
     app.blueprint(api.blueprint())
     endpoint = SingleUserEndpoint(config, proxy, api) if config.serves_main_port else None
     _add_proxy_routes(app, proxy, endpoint, config.main_port)
     _add_metrics_route(app, proxy)
-    _add_lifecycle(app, config, proxy, api, status, activity, main_sock)
+    _add_lifecycle(app, config, proxy, api, status, activity, main_sock, capacity)
     app.ctx.proxy = proxy
     return app
 
@@ -151,10 +152,9 @@ def _add_metrics_route(app: App, proxy: Proxy) -> None:
 
 def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes,
                    status: WorkerStatus, activity: ActivityReporter | None,
-                   main_sock: socket.socket | None) -> None:
+                   main_sock: socket.socket | None, capacity: Capacity) -> None:
     main_listener = (MainPortListener(app, config.host, config.main_port, main_sock)
                      if config.serves_main_port else None)
-    watchdog = WorkerWatchdog(app, lambda pid: mark_process_dead(pid, config.multiproc_dir))
 
     @app.before_server_start
     async def _open(_app: App) -> None:
@@ -165,7 +165,7 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
         status.start()
         # Created here, after the worker was spawned, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
-                                 worker=worker_index(app))
+                                 worker=worker_index(app), capacity=capacity.counts)
         proxy.metrics = metrics
         api.metrics = metrics
         proxy.start()
@@ -173,11 +173,9 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
             activity.start()
         if main_listener is not None:
             await main_listener.start()
-        watchdog.start()
 
     @app.before_server_stop
     async def _going_away(_app: App) -> None:
-        watchdog.stop()
         proxy.going_away()
         if main_listener is not None:
             await main_listener.stop()
