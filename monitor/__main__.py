@@ -27,8 +27,6 @@ from common.exits import ExitCode
 from common.metrics_dir import derived_metrics_dir
 from monitor.config import MonitorConfig, export_multiproc_dir
 from monitor.errors import MonitorError
-from monitor.probes import Prober, targets_from_config
-from monitor.processes import ProcessSampler
 from monitor.record import PATH_ENV, RecordError, RecordWriter
 
 logger = logging.getLogger("monitor")
@@ -60,7 +58,10 @@ def _open_writer(config: MonitorConfig) -> RecordWriter:
 async def _serve(config: MonitorConfig, writer: RecordWriter) -> None:
     # Imported here: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, and
     # the config check above has made sure the directory exists by then.
+    # The probes (aiohttp) and psutil too: `--check-config` must not pay for them.
     from monitor.metrics import MonitorMetrics
+    from monitor.probes import Prober, targets_from_config
+    from monitor.processes import ProcessSampler
     from monitor.service import Monitor
 
     try:
