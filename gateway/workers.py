@@ -4,9 +4,9 @@ Sanic's manager does not respawn a server worker that exits unexpectedly (sanic#
 it FAILED and the gateway would quietly serve with fewer workers, or with none (every worker
 killed left nothing to notice it but the supervisor's probe, 20 s later). So the gateway's
 *main* process runs `WorkerKeeper`, a thread that looks at the manager's shared worker states
-every CHECK_EVERY_S and asks the manager to restart each FAILED server worker through the same
+every CHECK_EVERY_S and asks the manager to restart each dead server worker through the same
 message pipe Sanic's own reload uses. A worker whose restart fails (its replacement crashes at
-start, or the manager refuses) stays FAILED and is asked for again with capped exponential
+start, or the manager refuses) stays dead and is asked for again with capped exponential
 backoff (0.5 s doubling to 30 s), each attempt logged; its dead pid's live gauges are dropped.
 
 Every worker reports the capacity (`Capacity`: workers up of expected) in /api/status (degraded
@@ -37,7 +37,9 @@ CHECK_EVERY_S = 0.25
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 CAPACITY_CACHE_S = 0.5
-_FAILED = "FAILED"
+# A crash is FAILED; a worker whose start-up raised (a listener failed) logs the error and exits
+# 0, which Sanic records as COMPLETED. Outside a shutdown a server worker never ends on purpose.
+_DEAD = frozenset({"FAILED", "COMPLETED"})
 _UP = "ACKED"  # a worker acknowledges once its server is started
 
 
@@ -47,7 +49,7 @@ def _server_states(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
 
 
 class WorkerKeeper:
-    """The main process's thread that restarts FAILED server workers (see the module docstring).
+    """The main process's thread that restarts dead server workers (see the module docstring).
 
     Args:
         on_dead_pid: called once per dead worker pid (drops its live metric gauges).
@@ -84,14 +86,14 @@ class WorkerKeeper:
                 logger.exception("worker keeper check failed")
 
     def check(self, states: dict[str, dict[str, Any]], restart: Callable[[str], None]) -> None:
-        """Ask for a restart of every FAILED server worker that is due."""
+        """Ask for a restart of every dead server worker that is due."""
         now = self._clock()
         for name, state in _server_states(states).items():
             if state.get("state") == _UP:
                 self._attempts.pop(name, None)
                 self._next_try.pop(name, None)
                 continue
-            if state.get("state") != _FAILED or now < self._next_try.get(name, 0.0):
+            if state.get("state") not in _DEAD or now < self._next_try.get(name, 0.0):
                 continue
             pid = int(state.get("pid") or 0)
             if pid and pid not in self._dead_pids:
