@@ -29,9 +29,9 @@ Environment (blank counts as unset; a bad value stops the start, naming it):
   SUPERVISOR_STABLE_UPTIME    30   seconds of uptime that reset the backoff and the flap count
   SUPERVISOR_FLAP_RESTARTS    5    exits within SUPERVISOR_FLAP_WINDOW that mean flapping
   SUPERVISOR_FLAP_WINDOW      60   seconds
-  SUPERVISOR_PROBE_INTERVAL   5    seconds between liveness probes of the gateway
+  SUPERVISOR_PROBE_INTERVAL   5    seconds between liveness probes of the gateway and WAIIDE
   SUPERVISOR_PROBE_TIMEOUT    2    seconds per probe (connect, read)
-  SUPERVISOR_HANG_PROBES      3    failed probes in a row that restart a live gateway
+  SUPERVISOR_HANG_PROBES      3    failed probes in a row that restart a live gateway or WAIIDE
   WAIIDE_IDLE_TIMEOUT  0        seconds without real use after which the server stops itself
                                 (exit 0); 0 = off
   WAIIDE_IDLE_WARNING  300      seconds before that, the IDE shows "Keep working"
@@ -45,8 +45,15 @@ Environment (blank counts as unset; a bad value stops the start, naming it):
   JUPYTERHUB_API_TOKEN set: under a hub (jupyterhub-singleuser instead of jupyter server)
   JUPYTERHUB_SERVICE_URL / JUPYTERHUB_SERVICE_PREFIX   from the hub
 
-Exit codes: 0 clean stop, 1 stop forced by a second signal, 2 bad configuration,
-3 a component could not be started or did not become ready.
+Before starting anything: an exclusive lock per instance (uid + API_SERVER_PORT, under
+$XDG_RUNTIME_DIR or the temp directory; a dead previous supervisor's leftover children are
+killed), PORT / API_SERVER_PORT / WAIIDE_PORT checked free, and each child's settings checked
+(`python -m gateway --check-config`, `python -m monitor --check-config`).
+
+Exit codes: 0 clean stop, 1 stop forced by a second signal, 2 bad configuration (a bad value of
+any component, a taken port; also a gateway or monitor that exits 2 later, never restarted),
+3 a component could not be started or did not become ready, or another supervisor runs this
+instance.
 """
 
 from __future__ import annotations

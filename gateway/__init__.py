@@ -11,7 +11,11 @@ Entry point: `python -m gateway` (`gateway.__main__`). Modules, by concept:
     api               /api, /api/status, /api/user, /api/services, /api/healthz
     status            the /api/status and /api/services bodies from the status record
     metrics           Prometheus metrics of every worker, and /metrics
-    workers           WorkerWatchdog: replacing a worker that died
+    workers           WorkerKeeper (main process): restarting dead workers with backoff;
+                      Capacity: workers up of expected, for status and metrics
+    serve             running the workers (python -m gateway without --check-config)
+    listen            binding API_SERVER_PORT and PORT once in the main process
+    metrics_dir       the multiprocess directory of a gateway run without the supervisor
 
     access/           who may reach WAIIDE
         verdict         Verdict, Outcome, Authorizer, credential stripping, InternalHop

@@ -1,61 +1,31 @@
-"""`python -m gateway`: validate the configuration, print how to open the IDE, run the workers."""
+"""`python -m gateway`: validate the configuration, print how to open the IDE, run the workers.
+
+`python -m gateway --check-config` only validates the settings: exit 0 silently, or CONFIG_ERROR
+with the message (the supervisor checks every child this way before starting any).
+"""
 
 from __future__ import annotations
 
-import functools
 import sys
-
-from sanic import Sanic
-from sanic.worker.loader import AppLoader
+from collections.abc import Sequence
 
 from common.errors import ConfigError
 from common.exits import ExitCode
-from gateway.app import configure_logging, create_app
-from gateway.config import AuthMode, GatewayConfig
-from gateway.edge.protocol import StrictHttpProtocol
-from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
+from gateway.config import GatewayConfig
 
 
-def _banner(config: GatewayConfig) -> str:
-    shown_host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    url = f"http://{shown_host}:{config.port}/"
-    if config.auth is AuthMode.HUB:
-        return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at "
-                f"{config.upstream_label}, {config.workers} worker(s), JupyterHub auth for "
-                f"user {config.user}.")
-    if config.auth is AuthMode.TOKEN:
-        source = "generated" if config.token_generated else "from GATEWAY_TOKEN"
-        return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at "
-                f"{config.upstream_label}, {config.workers} worker(s), token {source}.\n"
-                f"    Open: {url}?token={config.token}")
-    return (f"WAIIDE gateway on {config.host}:{config.port} -> WAIIDE at {config.upstream_label}, "
-            f"{config.workers} worker(s), authentication OFF (GATEWAY_AUTH=none).\n    Open: {url}")
-
-
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
         config = GatewayConfig.from_env()
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
-    configure_logging(config.debug)
-    try:
-        check_sanic_internals()
-    except SanicIncompatible as exc:
-        print(f"gateway: {exc}", file=sys.stderr)
-        return ExitCode.STARTUP_FAILURE
-    print(_banner(config), file=sys.stderr, flush=True)
-    loader = AppLoader(factory=functools.partial(create_app, config))
-    app = loader.load()
-    try:
-        app.prepare(host=config.host, port=config.port, workers=config.workers,
-                    access_log=config.debug, motd=False, debug=False,
-                    protocol=StrictHttpProtocol)
-    except OSError as exc:
-        print(f"gateway: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return ExitCode.STARTUP_FAILURE
-    Sanic.serve(primary=app, app_loader=loader)
-    return ExitCode.OK
+    if "--check-config" in args:
+        return ExitCode.OK
+    from gateway.serve import run  # Sanic and the app only when serving (see gateway.serve)
+
+    return run(config)
 
 
 if __name__ == "__main__":

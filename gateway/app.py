@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from common import lifeline
 from common.auth_mode import AuthMode
 from gateway.access.gate import Access
 from gateway.access.hub import HubTokenAuth
@@ -37,7 +40,7 @@ from gateway.sanic_compat import GatewayRequest, worker_name
 from gateway.singleuser.endpoint import SingleUserEndpoint
 from gateway.singleuser.listener import MainPortListener
 from gateway.status import WorkerStatus
-from gateway.workers import WorkerWatchdog
+from gateway.workers import Capacity
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +107,13 @@ def build_hub_reporter(config: GatewayConfig, state: ActivityState) -> ActivityR
                             server_name=hub.server_name, interval_s=hub.activity_interval_s)
 
 
-def create_app(config: GatewayConfig) -> App:
-    """The gateway application for one worker process."""
+def create_app(config: GatewayConfig, main_sock: socket.socket | None = None) -> App:
+    """The gateway application for one worker process.
+
+    Args:
+        main_sock: PORT's listening socket, bound once by the main process (lightweight mode);
+            None: the worker binds PORT itself (single-process test servers).
+    """
     configure_logging(config.debug)
     app: App = Sanic(APP_NAME, request_class=GatewayRequest)
     configure_sanic(app, config)
@@ -117,14 +125,15 @@ def create_app(config: GatewayConfig) -> App:
     reporter = build_hub_reporter(config, activity)
     access = Access(config, build_auth(config))
     proxy = Proxy(config, access, activity)
-    status = WorkerStatus(config.record_path)
+    capacity = Capacity(app, config.workers)
+    status = WorkerStatus(config.record_path, capacity.counts)
     api = ApiRoutes(config, access, ActivityRoutes(activity, activity_dir, config.activity_secret),
                     activity, status.status, status.services)
     app.blueprint(api.blueprint())
     endpoint = SingleUserEndpoint(config, proxy, api) if config.serves_main_port else None
     _add_proxy_routes(app, proxy, endpoint, config.main_port)
     _add_metrics_route(app, proxy, activity)
-    _add_lifecycle(app, config, proxy, api, status, activity, reporter)
+    _add_lifecycle(app, config, proxy, api, status, activity, reporter, main_sock, capacity)
     app.ctx.proxy = proxy
     return app
 
@@ -158,17 +167,21 @@ def _add_metrics_route(app: App, proxy: Proxy, activity: ActivityState) -> None:
 
 def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes,
                    status: WorkerStatus, activity: ActivityState,
-                   reporter: ActivityReporter | None) -> None:
-    main_listener = (MainPortListener(app, config.host, config.main_port)
+                   reporter: ActivityReporter | None, main_sock: socket.socket | None,
+                   capacity: Capacity) -> None:
+    main_listener = (MainPortListener(app, config.host, config.main_port, main_sock)
                      if config.serves_main_port else None)
-    watchdog = WorkerWatchdog(app, lambda pid: mark_process_dead(pid, config.multiproc_dir))
 
     @app.before_server_start
     async def _open(_app: App) -> None:
+        if worker_name(app) is not None:
+            # A worker dies with the gateway's main process, even when that is SIGKILLed:
+            # nothing of the gateway outlives it holding the port (common.lifeline).
+            lifeline.arm(signal.SIGKILL)
         status.start()
         # Created here, after the worker was spawned, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
-                                 worker=worker_index(app),
+                                 worker=worker_index(app), capacity=capacity.counts,
                                  activity_dir=Path(config.activity_dir))
         proxy.metrics = metrics
         api.metrics = metrics
@@ -183,11 +196,9 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
             reporter.start()
         if main_listener is not None:
             await main_listener.start()
-        watchdog.start()
 
     @app.before_server_stop
     async def _going_away(_app: App) -> None:
-        watchdog.stop()
         proxy.going_away()
         if main_listener is not None:
             await main_listener.stop()

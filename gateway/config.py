@@ -33,6 +33,13 @@ from monitor.record import default_record_path
 __all__ = ["AuthMode", "GatewayConfig", "HubSettings"]
 
 MIB = 1024 * 1024
+# What code-server sends over plain HTTP answers at once (pages, assets, remote resources, its
+# extension-gallery proxy, downloads that stream); everything long-lived (the remote agent,
+# terminals, the extension host) runs over WebSockets, which this timeout does not cover. So a
+# minute of silence before or inside a response means a stuck request, not a slow one; and a
+# hung IDE as a whole is restarted by the supervisor's liveness probe within ~15 s, which ends
+# its requests sooner. (The old 300 s held a browser's request for five minutes first.)
+DEFAULT_READ_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +127,8 @@ class GatewayConfig:
     token: str = field(default="", repr=False)
     token_generated: bool = False
     connect_timeout_s: float = 10.0
-    read_timeout_s: float = 300.0
+    # 60 s, not 300: see DEFAULT_READ_TIMEOUT_S.
+    read_timeout_s: float = 60.0
     ws_max_message_bytes: int = 256 * MIB
     ws_ping_interval_s: float = 30.0
     max_body_bytes: int = 0
@@ -189,7 +197,7 @@ class GatewayConfig:
             token=token,
             token_generated=generated,
             connect_timeout_s=env.seconds("GATEWAY_CONNECT_TIMEOUT", 10.0),
-            read_timeout_s=env.seconds("GATEWAY_READ_TIMEOUT", 300.0),
+            read_timeout_s=env.seconds("GATEWAY_READ_TIMEOUT", DEFAULT_READ_TIMEOUT_S),
             ws_max_message_bytes=env.count("GATEWAY_WS_MAX_MESSAGE_BYTES", 256 * MIB,
                                            minimum=1024),
             ws_ping_interval_s=env.seconds_or_zero("GATEWAY_WS_PING_INTERVAL", 30.0),
@@ -212,3 +220,16 @@ class GatewayConfig:
                           or str(default_activity_dir(os.getuid(), port))),
             activity_secret=env.text(ACTIVITY_SECRET_ENV, ""),
         )
+
+
+def export_multiproc_dir(path: str | None) -> None:
+    """Put PROMETHEUS_MULTIPROC_DIR into this process's environment (None: remove it).
+
+    The one write to the environment: prometheus_client picks its mode from this variable when
+    a spawned worker first imports it, so a directory the main process made must travel this
+    way (gateway.metrics_dir).
+    """
+    if path is None:
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path

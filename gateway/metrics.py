@@ -24,6 +24,7 @@ monitor (multiprocess files; see monitor/metrics.py)
   waiide_hub_probes_total, waiide_hub_probe_failures_total, waiide_hub_probe_duration_seconds
 the scraping worker, computed per scrape (no files, so nothing lingers after a crash)
   waiide_hub_build_info{version}                              gauge, always 1
+  waiide_hub_gateway_workers_up / _expected                   gauge, server workers serving/configured
   waiide_hub_status_up                                        1 when the record is valid and fresh
   waiide_hub_status_age_seconds                               age of the record
   waiide_hub_component_up{component}                          1 up; 0 down, unknown or stale
@@ -48,7 +49,7 @@ import glob
 import importlib.metadata
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -129,7 +130,8 @@ class GatewayMetrics:
     def __init__(self, *, multiproc_dir: str | Path | None = None,
                  status_reader: RecordReader | None = None, version: str | None = None,
                  activity_dir: Path | None = None,
-                 worker: str = "0") -> None:
+                 worker: str = "0",
+                 capacity: Callable[[], tuple[int, int] | None] | None = None) -> None:
         """
         Args:
             worker: this worker's index (Sanic's worker number, so a replaced worker continues
@@ -138,6 +140,7 @@ class GatewayMetrics:
                 single-process mode.
             status_reader: where the per-scrape status series come from (None: not exported).
             version: for build_info; default `gateway_version()`.
+            capacity: (workers up, expected) for the gateway_workers gauges (gateway.workers).
 
         Raises:
             GatewayMetricsError: `multiproc_dir` and prometheus_client's import-time mode
@@ -157,6 +160,7 @@ class GatewayMetrics:
         self._status_reader = status_reader
         self._activity = (ActivityCollector(activity_dir, time.time())
                           if activity_dir is not None else None)
+        self._capacity = capacity
         self._version = version if version is not None else gateway_version()
         self._registry = CollectorRegistry()  # single-process mode only; unused with files
         self._worker = worker
@@ -263,7 +267,7 @@ class GatewayMetrics:
             _SettledFilesCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self._registry))
-        registry.register(_BuildInfo(self._version))
+        registry.register(_BuildInfo(self._version, self._capacity))
         if self._status_reader is not None:
             registry.register(StatusCollector(self._status_reader))
         if self._activity is not None:
@@ -301,14 +305,24 @@ class _Forward(Collector):
 
 
 class _BuildInfo(Collector):
-    def __init__(self, version: str) -> None:
+    """The serving gateway itself: its build and its worker count."""
+
+    def __init__(self, version: str,
+                 capacity: Callable[[], tuple[int, int] | None] | None) -> None:
         self._version = version
+        self._capacity = capacity
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(PREFIX + "build_info", "Build of the serving gateway.",
                                  labels=["version"])
         info.add_metric([self._version], 1.0)
         yield info
+        counts = self._capacity() if self._capacity is not None else None
+        if counts is not None:
+            yield _gauge("gateway_workers_up", "Gateway server workers serving now.", [],
+                         [([], float(counts[0]))])
+            yield _gauge("gateway_workers_expected", "Gateway server workers configured "
+                         "(GATEWAY_WORKERS).", [], [([], float(counts[1]))])
 
 
 class StatusCollector(Collector):

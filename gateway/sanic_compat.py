@@ -22,6 +22,7 @@ from sanic.http.http1 import Http
 from sanic.request import Request
 from sanic.server.protocols.base_protocol import SanicProtocol
 from sanic.server.protocols.http_protocol import HttpProtocol
+from sanic.worker.manager import WorkerManager
 from sanic.worker.multiplexer import WorkerMultiplexer
 
 # (owner, attribute): what the functions below touch.
@@ -34,6 +35,8 @@ _REQUIRED: tuple[tuple[type, str], ...] = (
     (Http, "http1_request_header"), (Http, "read"), (Http, "keep_alive"),
     (HttpProtocol, "_data_received"), (HttpProtocol, "receive_more"),
     (WorkerMultiplexer, "name"), (WorkerMultiplexer, "workers"), (WorkerMultiplexer, "restart"),
+    (WorkerManager, "worker_state"), (WorkerManager, "monitor_publisher"),
+    (WorkerManager, "_shutting_down"),
 )
 
 
@@ -52,7 +55,9 @@ def check_sanic_internals() -> None:
 
 
 def _has(owner: type, name: str) -> bool:
-    return name in getattr(owner, "__slots__", ()) or hasattr(owner, name)
+    # Instance attributes that __init__ assigns show up among its code's names.
+    init_names = getattr(getattr(vars(owner).get("__init__"), "__code__", None), "co_names", ())
+    return name in getattr(owner, "__slots__", ()) or hasattr(owner, name) or name in init_names
 
 
 # ---- requests and their connection ----------------------------------------------------------
@@ -168,9 +173,23 @@ def worker_states(app: Sanic[Any, Any]) -> dict[str, dict[str, Any]]:
     return dict(app.m.workers)
 
 
-def restart_worker(app: Sanic[Any, Any], name: str) -> None:
-    """Ask the manager to restart the worker called `name` (the pipe Sanic's reload uses)."""
-    app.m.restart(name)
+def manager_worker_states(app: Sanic[Any, Any]) -> dict[str, dict[str, Any]]:
+    """Main process: every worker's shared state (name -> {"state": ..., "pid": ...})."""
+    manager: Any = app.manager
+    return {name: dict(state) for name, state in dict(manager.worker_state).items()}
+
+
+def manager_restart(app: Sanic[Any, Any], name: str) -> None:
+    """Main process: ask the manager's loop to restart `name`, with the message a worker's
+    `app.m.restart(name)` sends (`WorkerMultiplexer.restart`), so the loop does the work."""
+    manager: Any = app.manager
+    manager.monitor_publisher.send(f"{name}:")
+
+
+def manager_is_stopping(app: Sanic[Any, Any]) -> bool:
+    """Main process: the manager is shutting the workers down (never restart then)."""
+    manager: Any = app.manager
+    return bool(manager._shutting_down)
 
 
 def http_protocol_factory(app: Sanic[Any, Any], connections: set[Any],

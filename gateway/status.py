@@ -44,6 +44,7 @@ Process fields are as of checked_at and null when unknown.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +134,35 @@ def _age(then: float, now: float) -> float:
     return round(max(0.0, now - then), 3)
 
 
+def with_capacity(body: dict[str, Any], up: int, expected: int) -> dict[str, Any]:
+    """Add the gateway's worker count; a short gateway turns "healthy" into "degraded".
+
+    Still 200 (WAIIDE is served), but the reason says what is missing, so a dashboard or an
+    operator sees lost capacity instead of a healthy gateway at half strength.
+    """
+    body["gateway_workers"] = {"up": up, "expected": expected}
+    if up < expected:
+        note = f"gateway: {up} of {expected} workers up (a worker died and is not back yet)"
+        if body["status"] == "healthy":
+            body["status"] = "degraded"
+        body["reason"] = f"{body['reason']}; {note}" if body["reason"] else note
+    return body
+
+
 class WorkerStatus:
     """/api/status and /api/services for one worker, from its own reader of the record.
 
     The reader maps the record once per worker (in `start`, in the worker's process) and each
     request reads it with no lock, no syscall and no I/O.
+
+    Args:
+        capacity: (workers up, expected), or None when not known (see gateway.workers).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str,
+                 capacity: Callable[[], tuple[int, int] | None] | None = None) -> None:
         self._path = Path(path)
+        self._capacity = capacity
         self.reader: RecordReader | None = None
 
     def start(self) -> None:
@@ -153,8 +174,13 @@ class WorkerStatus:
 
     async def status(self) -> tuple[int, dict[str, Any]]:
         assert self.reader is not None
-        return status_response(self.reader.read(), time.time())
+        code, body = status_response(self.reader.read(), time.time())
+        return code, self._with_capacity(body)
 
     async def services(self) -> dict[str, Any]:
         assert self.reader is not None
-        return services_response(self.reader.read(), time.time())[1]
+        return self._with_capacity(services_response(self.reader.read(), time.time())[1])
+
+    def _with_capacity(self, body: dict[str, Any]) -> dict[str, Any]:
+        counts = self._capacity() if self._capacity is not None else None
+        return body if counts is None else with_capacity(body, *counts)

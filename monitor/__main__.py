@@ -3,22 +3,30 @@
 Exit codes (`common.exits.ExitCode`): 0 after SIGTERM/SIGINT (record unlinked), CONFIG_ERROR (2)
 when a setting is bad, STARTUP_FAILURE (3) when the record cannot be opened (the message names the
 variable and its value), 1 on a crash.
+
+`python -m monitor --check-config` only validates the settings: exit 0 silently, or CONFIG_ERROR
+with the message (the supervisor checks every child this way before starting any).
+
+Without PROMETHEUS_MULTIPROC_DIR, the monitor uses the directory a `python -m gateway` with
+several workers makes for the same API_SERVER_PORT (`common.metrics_dir`), if it exists, so its
+series reach the gateway's /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from common.errors import ConfigError
 from common.exits import ExitCode
-from monitor.config import MonitorConfig
+from common.metrics_dir import derived_metrics_dir
+from monitor.config import MonitorConfig, export_multiproc_dir
 from monitor.errors import MonitorError
-from monitor.probes import Prober, targets_from_config
-from monitor.processes import ProcessSampler
 from monitor.record import PATH_ENV, RecordError, RecordWriter
 
 logger = logging.getLogger("monitor")
@@ -50,7 +58,10 @@ def _open_writer(config: MonitorConfig) -> RecordWriter:
 async def _serve(config: MonitorConfig, writer: RecordWriter) -> None:
     # Imported here: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported, and
     # the config check above has made sure the directory exists by then.
+    # The probes (aiohttp) and psutil too: `--check-config` must not pay for them.
     from monitor.metrics import MonitorMetrics
+    from monitor.probes import Prober, targets_from_config
+    from monitor.processes import ProcessSampler
     from monitor.service import Monitor
 
     try:
@@ -72,14 +83,29 @@ async def _serve(config: MonitorConfig, writer: RecordWriter) -> None:
         await monitor.shutdown()
 
 
-def main() -> None:
+def _beside_gateway(config: MonitorConfig) -> MonitorConfig:
+    """Adopt the gateway's own metrics directory when none is named (see the docstring)."""
+    if config.multiproc_dir is not None:
+        return config
+    derived = derived_metrics_dir(config.api_server_port)
+    if not derived.is_dir():
+        return config
+    export_multiproc_dir(derived)  # before prometheus_client's first import, in _serve
+    return dataclasses.replace(config, multiproc_dir=derived)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Run the monitor until SIGTERM/SIGINT; the only place that calls sys.exit."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
         config = MonitorConfig.from_env()
     except ConfigError as exc:
         print(f"monitor: {exc}", file=sys.stderr)
         sys.exit(ExitCode.CONFIG_ERROR)
+    if "--check-config" in args:
+        sys.exit(ExitCode.OK)
     _configure_logging(config.debug)
+    config = _beside_gateway(config)
     try:
         writer = _open_writer(config)
         asyncio.run(_serve(config, writer))

@@ -130,3 +130,9 @@ class MonitorConfig:
     def gateway_url(self) -> str:
         """The gateway's own cheap liveness route."""
         return f"http://{url_host(self.probe_host)}:{self.api_server_port}{GATEWAY_HEALTH_PATH}"
+
+
+def export_multiproc_dir(path: Path) -> None:
+    """Put PROMETHEUS_MULTIPROC_DIR into this process's environment before prometheus_client's
+    first import, which reads it (a directory adopted from the gateway, see monitor.__main__)."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)

@@ -27,6 +27,7 @@ from monitor.processes import ProcessSampler
 from monitor.record import (
     ComponentStatus,
     OverallState,
+    RecordError,
     RecordTooLarge,
     RecordWriter,
     StatusRecord,
@@ -107,6 +108,7 @@ class Monitor:
         components.append(self._self_component(supervised.get(MONITOR_COMPONENT), now))
         self.sampler.forget_dead()
         record = StatusRecord(overall=overall_state(components), components=tuple(components))
+        self._relink()
         try:
             self.writer.write(record)
         except RecordTooLarge:
@@ -116,6 +118,16 @@ class Monitor:
             self.metrics.probe_finished(result)
         self._log_transitions(components)
         return record
+
+    def _relink(self) -> None:
+        """Re-create the record if it was deleted (RemoveIPC at logout, a cleanup script)."""
+        try:
+            if self.writer.relink():
+                logger.warning("status record %s was deleted or replaced; re-created it",
+                               self.writer.path)
+        except (RecordError, OSError) as exc:
+            logger.error("status record %s was deleted or replaced and cannot be re-created: %s",
+                         self.writer.path, exc)
 
     def _component(self, result: ProbeResult, proc: ChildEntry | None,
                    now: float) -> ComponentStatus:

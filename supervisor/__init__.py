@@ -10,6 +10,10 @@ Entry point: `python supervisor_main.py` (`supervisor_main.main`). Modules, one 
     rundir        the temp run directory and the Prometheus multiprocess directory
     process       ChildProcess: a real child in its own process group
     probe         one HTTP readiness/liveness probe over TCP or a unix socket
+    ownership     readiness means this child: the answering listener is in its process tree
+    instance_lock one supervisor per uid + API_SERVER_PORT; a dead one's leftovers killed
+    ports         PORT, API_SERVER_PORT and the IDE's port checked free before any start
+    preflight     every child's settings checked (`--check-config`) before any start
     relay         `[name] ` prefixed copying of each child's output
     restart       backoff and flap detection
     lifecycle     ChildState and the per-child record the loop keeps

@@ -19,6 +19,7 @@ Environments are built explicitly from the supervisor's own (never by mutating i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from common.activity_files import ENV_VAR as ACTIVITY_DIR_VAR
 from common.activity_files import IDE_REPORT_PATH
@@ -33,6 +34,7 @@ from supervisor.spec import ChildSpec, ReadyCheck
 
 INTERNAL_VARS = ("PROMETHEUS_MULTIPROC_DIR", COMPONENTS_FILE_VAR, "GATEWAY_TOKEN",
                  INTERNAL_SECRET_ENV, ACTIVITY_DIR_VAR, ACTIVITY_SECRET_VAR, ACTIVITY_URL_VAR)
+STATUS_PATH = "/api/status"
 WAIIDE_HIDDEN_VARS = (*INTERNAL_VARS, "JUPYTER_TOKEN", "PORT", "CODE_SERVER_HOST")
 
 
@@ -107,6 +109,8 @@ def waiide_spec(config: SupervisorConfig) -> ChildSpec:
         restart=config.restart,
         hint=SETUP_HINT if config.waiide_default_command else "",
         stale_sockets=(config.waiide_socket,) if config.waiide_socket else (),
+        # A hung IDE (deadlock, SIGSTOP) keeps its port open and answers nothing: restart it.
+        liveness=config.liveness,
     )
 
 
@@ -122,13 +126,39 @@ def gateway_spec(config: SupervisorConfig, env: Mapping[str, str]) -> ChildSpec:
         restart=config.restart,
         liveness=config.liveness,
         term_leader_only=True,  # Sanic's main stops its workers and manager in order
+        **_own_component(config, config.gateway_argv, "gateway"),
     )
 
 
 def monitor_spec(config: SupervisorConfig, env: Mapping[str, str]) -> ChildSpec:
-    """The monitor; it has no URL, so only its exit counts."""
+    """The monitor; ready once the gateway serves its first record (see `_record_check`)."""
     return ChildSpec(name="monitor", argv=config.monitor_argv, env=env,
-                     stop_timeout_s=config.stop_timeout_s, restart=config.restart)
+                     ready=_record_check(config), ready_timeout_s=config.ready_timeout_s,
+                     stop_timeout_s=config.stop_timeout_s, restart=config.restart,
+                     **_own_component(config, config.monitor_argv, "monitor"))
+
+
+def _is_own(config: SupervisorConfig, argv: tuple[str, ...], module: str) -> bool:
+    """The child is this product's `python -m <module>` (not a stand-in command)."""
+    return argv == (config.python, "-m", module)
+
+
+def _own_component(config: SupervisorConfig, argv: tuple[str, ...],
+                   module: str) -> dict[str, Any]:
+    """Our own gateway or monitor: settings checked before any start, exit 2 never restarted."""
+    if not _is_own(config, argv, module):
+        return {}
+    return {"check_argv": (*argv, "--check-config"), "config_exit": True}
+
+
+def _record_check(config: SupervisorConfig) -> ReadyCheck | None:
+    """GET /api/status until it carries a known status: the monitor wrote its first record and
+    the gateway's workers read it. Only our own gateway and monitor speak this contract."""
+    if not (_is_own(config, config.gateway_argv, "gateway")
+            and _is_own(config, config.monitor_argv, "monitor")):
+        return None
+    return ReadyCheck(config.local_url(config.api_port, STATUS_PATH), owned=False,
+                      known_status=True)
 
 
 def build_specs(config: SupervisorConfig, paths: RunPaths,

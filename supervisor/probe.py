@@ -8,6 +8,7 @@ Redirects are not followed (http.client never follows them).
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import socket
 from urllib.parse import urlsplit
@@ -38,7 +39,10 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
 
 
 def http_probe(check: ReadyCheck, timeout_s: float) -> bool:
-    """GET `check` once; True on any HTTP status. `timeout_s` bounds connect and read each."""
+    """GET `check` once; True on any HTTP status. `timeout_s` bounds connect and read each.
+
+    With `check.known_status` only a JSON body whose "status" is not "unknown" counts.
+    """
     parts = urlsplit(check.url)
     path = parts.path or "/"
     if parts.query:
@@ -51,7 +55,11 @@ def http_probe(check: ReadyCheck, timeout_s: float) -> bool:
                                           timeout=timeout_s)
     try:
         conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Connection": "close"})
-        status = conn.getresponse().status
+        response = conn.getresponse()
+        status = response.status
+        if check.known_status and not _known_status(response.read(65536)):
+            logger.debug("probe %s: HTTP %d, no record read yet", check.describe(), status)
+            return False
     except (OSError, http.client.HTTPException) as exc:
         logger.debug("probe %s: %s", check.describe(), exc or type(exc).__name__)
         return False
@@ -59,3 +67,11 @@ def http_probe(check: ReadyCheck, timeout_s: float) -> bool:
         conn.close()
     logger.debug("probe %s: HTTP %d", check.describe(), status)
     return True
+
+
+def _known_status(body: bytes) -> bool:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("status") not in (None, "unknown")

@@ -26,7 +26,9 @@ from typing import Protocol, TextIO
 
 import psutil
 
+from common import lifeline
 from supervisor.errors import StartError
+from supervisor.ownership import owns_listener
 from supervisor.probe import http_probe
 from supervisor.relay import Relay
 from supervisor.spec import ChildSpec
@@ -97,7 +99,8 @@ class ChildProcess:
             popen = subprocess.Popen(
                 list(self.spec.argv), env=dict(self.spec.env),
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True,
+                preexec_fn=_die_with_supervisor(os.getpid()))  # noqa: PLW1509 - see below
         except OSError as exc:
             raise StartError(self.spec.name, self.spec.argv, exc, self.spec.hint) from exc
         self._popen = popen
@@ -117,9 +120,17 @@ class ChildProcess:
 
     def probe(self, timeout_s: float) -> bool:
         """One probe of the spec's ReadyCheck; a child without one is ready when alive."""
-        if self.spec.ready is None:
+        check = self.spec.ready
+        if check is None:
             return self.is_alive()
-        return http_probe(self.spec.ready, timeout_s)
+        if not http_probe(check, timeout_s):
+            return False
+        if check.owned and not owns_listener(self.pid, check):
+            logger.warning("child %s [%d]: %s answered, but no process of the child holds that "
+                           "socket (another program listens there)", self.spec.name, self.pid,
+                           check.describe())
+            return False
+        return True
 
     def terminate(self) -> None:
         """SIGTERM to the group (or the leader, see ChildSpec), remembering descendants for kill()."""
@@ -129,8 +140,11 @@ class ChildProcess:
             if popen.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(popen.pid, signal.SIGTERM)
+                    os.kill(popen.pid, signal.SIGCONT)
             return
         self._signal_group(signal.SIGTERM)
+        # A stopped process (SIGSTOP, a debugger) only acts on SIGTERM once continued.
+        self._signal_group(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL to the group and to every descendant, also those that left the group."""
@@ -194,6 +208,19 @@ class ChildProcess:
                 if proc.is_running():
                     proc.kill()
         self._descendants = []
+
+
+def _die_with_supervisor(supervisor_pid: int) -> Callable[[], None]:
+    """The `preexec_fn` that makes the child receive SIGTERM when the supervisor dies.
+
+    SIGTERM, not SIGKILL: the child (Sanic's main, code-server's launcher) then stops its own
+    children in order; whatever survives is killed by the next supervisor (instance_lock).
+    Only the kernel call runs between fork and exec (no imports, no allocation of note); the
+    loop starts children from its main thread only, as PR_SET_PDEATHSIG requires.
+    """
+    def arm() -> None:
+        lifeline.arm(signal.SIGTERM, expected_parent=supervisor_pid)
+    return arm
 
 
 def _remove_stale_sockets(paths: tuple[str, ...]) -> None:

@@ -20,6 +20,12 @@ class ReadyCheck:
 
     url: str
     unix_socket: str | None = None
+    # The listener that answered must belong to the child's own process tree
+    # (supervisor.ownership); off for a check that dials another child (the monitor's).
+    owned: bool = True
+    # The answer must be the gateway's /api/status JSON with a known "status": the monitor has
+    # written its first record and the gateway reads it.
+    known_status: bool = False
 
     def describe(self) -> str:
         """The probe target as it appears in logs."""
@@ -74,6 +80,10 @@ class ChildSpec:
         term_leader_only: SIGTERM goes to the leader alone, which stops its own children in order
             (Sanic's main process: signalling its whole group kills its manager process first,
             and the main then fails with a BrokenPipe traceback); SIGKILL still takes the group.
+        check_argv: a command that validates the child's settings with `env` and exits 0, or
+            CONFIG_ERROR with one message (supervisor.preflight); empty: nothing to check.
+        config_exit: the child follows `common.exits`: exit code CONFIG_ERROR means a bad
+            setting, so the supervisor stops everything instead of restarting it.
     """
 
     name: str
@@ -87,3 +97,5 @@ class ChildSpec:
     hint: str = ""
     stale_sockets: tuple[str, ...] = ()
     term_leader_only: bool = False
+    check_argv: tuple[str, ...] = ()
+    config_exit: bool = False

@@ -43,6 +43,9 @@ READY_FIRST_WAIT_S = 0.01  # capped doubling waits between readiness probes (sim
 READY_MAX_WAIT_S = 1.0
 READY_PROBE_TIMEOUT_S = 1.0
 KILL_WAIT_S = 5.0
+# A child restarted as hung gets this long (at most its stop_timeout_s) between SIGTERM+SIGCONT
+# and SIGKILL: it already failed several probes, so a long graceful stop would only add downtime.
+HUNG_STOP_S = 1.0
 HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -86,6 +89,7 @@ class Supervisor:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.should_exit = threading.Event()
         self.force_exit = False
+        self.config_failed = False
         self.signal_queue: collections.deque[int] = collections.deque()
         self._slots = [ChildRecord(spec, RestartTracker(spec.restart)) for spec in specs]
         self._factory = process_factory
@@ -147,6 +151,8 @@ class Supervisor:
             self._on_ready()
             self.main_loop()
         self.shutdown()
+        if self.config_failed:
+            return ExitCode.CONFIG_ERROR
         if self.force_exit:
             return ExitCode.FAILED  # forced: a second signal cut the graceful stop short
         if not started and not self.should_exit.is_set():
@@ -214,17 +220,28 @@ class Supervisor:
                 self._check_running(slot, now)
 
     def restart_all(self) -> None:
-        """Stop every child (reverse order) and start them again now, without backoff."""
+        """Stop every child (reverse order), then start them in order, each awaiting readiness.
+
+        A child that fails to start or to become ready here is left to the usual backoff; the
+        ones after it still start (they would have been restarted around it anyway).
+        """
         for slot in reversed(self._slots):
             self._stop(slot, watch_signals=False)
             self._close(slot)
-        now = self._clock()
         for slot in self._slots:
             slot.tracker.reset()
             slot.flapping = False
-            slot.restart_at_s = now
             self._transition(slot, ChildState.BACKOFF)
         self._publish()
+        for slot in self._slots:
+            if self.should_exit.is_set():
+                return
+            slot.restart_at_s = self._clock()
+            if not self._start(slot):
+                continue
+            ready = slot.state is not ChildState.STARTING or self._await_ready(slot)
+            if not ready and not self.should_exit.is_set():
+                self._restart_unhealthy(slot)
 
     def _start(self, slot: ChildRecord, at_startup: bool = False) -> bool:
         process = self._factory(slot.spec)
@@ -265,6 +282,7 @@ class Supervisor:
                 logger.error("child %s [%d] exited with %s before it was ready", slot.name,
                              slot.pid, describe_exit(returncode),
                              extra=_fields(slot, "exit-before-ready"))
+                self._is_config_exit(slot, returncode)
                 return False
             if process.probe(max(0.01, min(READY_PROBE_TIMEOUT_S, deadline - self._clock()))):
                 self._mark_ready(slot)
@@ -331,16 +349,32 @@ class Supervisor:
 
     def _restart_unhealthy(self, slot: ChildRecord) -> None:
         assert slot.process is not None
-        self._stop(slot, watch_signals=False)
+        self._stop(slot, watch_signals=False, timeout_s=min(HUNG_STOP_S, slot.spec.stop_timeout_s))
         returncode = slot.process.poll()
         self._on_exit(slot, -signal.SIGKILL if returncode is None else returncode, self._clock())
 
     def _on_exit(self, slot: ChildRecord, returncode: int, now: float) -> None:
         self._close(slot)
+        if self._is_config_exit(slot, returncode):
+            self._transition(slot, ChildState.STOPPED)
+            self._publish()
+            return
         decision = slot.tracker.record_exit(now, now - slot.started_at_s)
         logger.warning("child %s [%d] exited with %s; restart in %.1fs", slot.name, slot.pid,
                        describe_exit(returncode), decision.delay_s, extra=_fields(slot, "exit"))
         self._schedule_restart(slot, decision, now)
+
+    def _is_config_exit(self, slot: ChildRecord, returncode: int) -> bool:
+        """A child of ours exited CONFIG_ERROR: never restart it; stop everything, exit 2."""
+        if not slot.spec.config_exit or returncode != ExitCode.CONFIG_ERROR:
+            return False
+        if not self.config_failed:
+            logger.error("child %s [%d] exited with %s: a bad setting (its message is above); "
+                         "not restarting it, stopping everything", slot.name, slot.pid,
+                         describe_exit(returncode), extra=_fields(slot, "config-error"))
+        self.config_failed = True
+        self.should_exit.set()
+        return True
 
     def _schedule_restart(self, slot: ChildRecord, decision: RestartDecision, now: float) -> None:
         slot.restart_at_s = now + decision.delay_s
@@ -355,12 +389,13 @@ class Supervisor:
 
     # ---- stopping ------------------------------------------------------------------------
 
-    def _stop(self, slot: ChildRecord, watch_signals: bool) -> None:
-        """SIGTERM the group, wait `stop_timeout_s` (or until forced), then SIGKILL."""
+    def _stop(self, slot: ChildRecord, watch_signals: bool,
+              timeout_s: float | None = None) -> None:
+        """SIGTERM the group, wait `timeout_s` (default: the spec's), then SIGKILL."""
         process = slot.process
         if process is None or slot.closed or process.poll() is not None:
             return
-        timeout_s = slot.spec.stop_timeout_s
+        timeout_s = slot.spec.stop_timeout_s if timeout_s is None else timeout_s
         self._transition(slot, ChildState.STOPPING)
         self._publish()
         logger.info("stopping child %s [%d]: SIGTERM to its group, SIGKILL after %.1fs",

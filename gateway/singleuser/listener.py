@@ -3,9 +3,10 @@
 Why not a second `app.prepare(port=PORT)`: Sanic 25.12 runs a second listener as a task whose
 shutdown happens after the event loop has stopped; a worker then either spins forever waiting for
 tasks that cannot run, or loses keep-alive connections with "Event loop is closed" tracebacks (both
-seen under a real hub). Here every worker binds PORT itself with SO_REUSEPORT (the kernel spreads
-connections over the workers), serves it with the strict edge's protocol (gateway.edge), and
-closes it in `before_server_stop`, while the loop still runs.
+seen under a real hub). Here every worker serves PORT's socket with the strict edge's protocol
+(gateway.edge) and closes it in `before_server_stop`, while the loop still runs. The socket is
+bound once by the main process (`gateway.listen`) and shared by the workers, without
+SO_REUSEPORT: a stranger binding PORT with SO_REUSEPORT cannot take a share of the connections.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from sanic import Sanic
 
 from gateway.edge.protocol import StrictHttpProtocol
+from gateway.listen import bind_listener
 from gateway.sanic_compat import http_protocol_factory
 
 _CLOSE_GRACE_S = 2.0
@@ -26,21 +28,20 @@ _CLOSE_GRACE_S = 2.0
 class MainPortListener:
     """PORT in one worker: open in before_server_start, close in before_server_stop."""
 
-    def __init__(self, app: Sanic[Any, Any], host: str, port: int) -> None:
+    def __init__(self, app: Sanic[Any, Any], host: str, port: int,
+                 sock: socket.socket | None = None) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._sock = sock
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[Any] = set()  # Sanic's HttpProtocol instances
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((self._host, self._port))
-        sock.listen(1024)
+        sock = self._sock
+        if sock is None:  # no main process to bind it (a single-process server): bind here
+            sock = bind_listener("PORT", self._host, self._port)
         factory = http_protocol_factory(self._app, self._connections, StrictHttpProtocol)
         self._server = await loop.create_server(factory, sock=sock)
 

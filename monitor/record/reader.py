@@ -63,7 +63,8 @@ class RecordReader:
 
     Cost: while the sequence is unchanged and the record fresh, `read()` is one aligned load of
     the sequence word and a comparison; the JSON is decoded once per sequence number. The file is
-    opened lazily; while it is missing, a retry happens at most every `reopen_interval_s`. While
+    opened lazily and, while it is missing, again at every read (a failed open is cheap, and a
+    throttled retry would let workers disagree right after the monitor's first write). While
     the view is stale, closed or corrupt, the reader checks at most that often whether the file
     was replaced (a new writer after a clean stop creates a new inode) and remaps it.
 
@@ -134,6 +135,10 @@ class RecordReader:
             return unknown_view("record unreadable: always mid-write (writer died mid-write?)")
         self._decoded = decoded
         view = decoded.view
+        if not view.known and self._replaced(mapping, now):
+            # Closed or broken: a monitor may already have re-created the record under the
+            # same path (RecordWriter.relink, a restart); a stat per read while not healthy.
+            return self._read_slow(now)
         if not view.known:
             self._fast = (mapping.words, seq, view, now + self._reopen_interval_s)
             return view
@@ -162,6 +167,9 @@ class RecordReader:
             self._absent = unknown_view(
                 f"no record at {self.path} (monitor stopped?)" if self._was_mapped
                 else f"no record yet at {self.path} (monitor not started?)")
+            # Look again at the next read: a failed open costs a microsecond, and waiting a
+            # whole interval would let one worker say "no record" after another said healthy.
+            self._recheck_at = now
             return None
         except (OSError, RecordError) as exc:
             self._absent = unknown_view(f"cannot open {self.path}: {exc}")
@@ -173,6 +181,8 @@ class RecordReader:
                 reason = ("no record yet (being created)" if st.st_size == 0 else
                           f"corrupt: file is {st.st_size} bytes, expected {RECORD_SIZE}")
                 self._absent = unknown_view(reason)
+                if st.st_size == 0:
+                    self._recheck_at = now  # the writer is between create and truncate
                 return None
             mm, words = map_fd(fd, writable=False)
         except (OSError, ValueError, RecordError) as exc:
@@ -196,7 +206,7 @@ class RecordReader:
             return False
         # Dropping the references unmaps it once no other thread still holds this mapping.
         self._mapping, self._fast, self._decoded = None, None, None
-        self._recheck_at = -math.inf if current is not None else now + self._reopen_interval_s
+        self._recheck_at = -math.inf if current is not None else now
         self._absent = unknown_view(f"no record at {self.path} (monitor stopped?)")
         return True
 

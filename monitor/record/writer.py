@@ -136,6 +136,35 @@ class RecordWriter:
         words[SEQ_WORD] = self._seq
         return self._seq
 
+    def relink(self) -> bool:
+        """Re-create the record if its path no longer names the mapped file; True if it did.
+
+        Something may delete the file under a running monitor: systemd-logind's RemoveIPC
+        empties /dev/shm of a user's files at logout on many distributions. The writer would go
+        on writing an unlinked inode nobody can open. Called every tick: a stat and an fstat.
+        The old mapping is marked closed afterwards, so readers still mapping it look again
+        at the path at once (`RecordReader`) and find the new file.
+
+        Raises:
+            RecordBusy, RecordError, OSError: as `open()`; the old file stays in use.
+        """
+        fd = self._fd
+        if fd is None or _names(self.path, fd):
+            return False
+        old = (self._fd, self._mm, self._words, self._seq)
+        self._fd, self._mm, self._words = None, None, None
+        try:
+            self.open()
+        except BaseException:
+            self._fd, self._mm, self._words, self._seq = old
+            raise
+        new = (self._fd, self._mm, self._words, self._seq)
+        self._fd, self._mm, self._words, self._seq = old
+        self._publish(b"", FLAG_CLOSED, None, None)
+        self._release()
+        self._fd, self._mm, self._words, self._seq = new
+        return True
+
     def close(self, *, unlink: bool = True) -> None:
         """Mark the record closed (readers report "monitor stopped"), unmap, and unlink it."""
         if self._mm is None or self._fd is None:
@@ -164,3 +193,13 @@ class RecordWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _names(path: Path, fd: int) -> bool:
+    """True while `path` names the file open as `fd`."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)

@@ -85,8 +85,15 @@ def test_gateway_and_monitor_get_the_wiring(tmp_path: Path) -> None:
     assert gateway.ready is not None
     assert gateway.ready.url == "http://127.0.0.1:9191/api/healthz"
     assert gateway.liveness is not None and gateway.liveness.failures == 4
-    assert monitor.ready is None and monitor.liveness is None
+    # The monitor is ready when the gateway serves its first record; never probed afterwards.
+    assert monitor.ready is not None and monitor.liveness is None
+    assert monitor.ready.url == "http://127.0.0.1:9191/api/status"
+    assert monitor.ready.known_status and not monitor.ready.owned
+    for child in (gateway, monitor):  # our own: checked before start, exit 2 not restarted
+        assert child.check_argv == (*child.argv, "--check-config") and child.config_exit
     waiide = children["waiide"]
+    assert waiide.liveness is not None and waiide.liveness.failures == 4  # a hung IDE restarts
+    assert not waiide.config_exit and not waiide.check_argv
     assert waiide.ready is not None and waiide.ready.unix_socket == "/run/ide.sock"
     assert waiide.stale_sockets == ("/run/ide.sock",)
 

@@ -199,7 +199,8 @@ def test_lightweight_start_wiring_and_clean_stop(tmp_path: Path) -> None:
             == {"waiide": (waiide["pid"], "running", 0), "gateway": (gateway["pid"], "running", 0),
                 "monitor": (monitor["pid"], "running", 0)}
         assert f"[waiide] ide listening on 127.0.0.1:{run.ports['waiide']}" in log
-        assert f"[monitor] sleeper.py [{monitor['pid']}] running" in log
+        # The stand-in records its start before it prints: wait for the relayed line.
+        run.wait_log(re.escape(f"[monitor] sleeper.py [{monitor['pid']}] running"), 10)
         run_dir = Path(str(monitor["env"]["MONITOR_COMPONENTS_FILE"])).parent
 
         run.signal(signal.SIGTERM)

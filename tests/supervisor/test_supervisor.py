@@ -23,6 +23,7 @@ Scenarios:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import signal
@@ -357,3 +358,40 @@ def test_run_until_sigterm_and_sighup_restarts_everything() -> None:
         thread.join(5.0)
     assert result == [ExitCode.OK]
     assert [c.state for c in h.published[-1]] == ["stopped"] * 4
+
+
+def _with_config_exit(h: Harness, name: str) -> None:
+    """Mark child `name` as one of ours (exit CONFIG_ERROR means a bad setting)."""
+    slot = next(s for s in h.sup._slots if s.name == name)
+    slot.spec = dataclasses.replace(slot.spec, config_exit=True)
+
+
+def test_exit_2_of_our_child_is_never_restarted_and_stops_everything(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 12: a monitor exiting 2 (bad setting) restarted forever behind a ready banner."""
+    h = Harness()
+    _with_config_exit(h, "gateway")
+    assert h.sup.startup()
+    h.world.current("gateway").exit(ExitCode.CONFIG_ERROR)
+    h.tick(0.5, times=20)
+    assert h.world.starts("gateway") == 1  # never restarted
+    assert h.sup.should_exit.is_set() and h.sup.config_failed
+    h.sup.shutdown()
+    assert "a bad setting" in caplog.text and "not restarting it" in caplog.text
+
+
+def test_exit_2_before_ready_fails_the_start_with_config_error() -> None:
+    h = Harness()
+    _with_config_exit(h, "gateway")
+    h.world.behaviour["gateway"].exit_on_start = ExitCode.CONFIG_ERROR
+    assert h.sup.run() == ExitCode.CONFIG_ERROR
+    assert h.world.starts("gateway") == 1 and h.world.starts("monitor") == 0
+
+
+def test_exit_2_of_a_foreign_program_is_an_ordinary_crash() -> None:
+    """The IDE is not ours: its exit code 2 means whatever it means, so it is restarted."""
+    h = Harness()
+    assert h.sup.startup()
+    h.world.current("waiide").exit(2)
+    h.until_started("waiide", 2)
+    assert not h.sup.should_exit.is_set()
