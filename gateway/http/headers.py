@@ -12,6 +12,7 @@ them back the same way keeps every byte the client sent.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 Headers = list[tuple[bytes, bytes]]
@@ -149,3 +150,24 @@ def raw_response_head(status: int, reason: bytes, raw: Iterable[tuple[bytes, byt
         out += (name, b": ", value, b"\r\n")
     out += (b"Via: ", _VIA_BYTES, b"\r\n\r\n")
     return b"".join(out)
+
+
+class ResponseHead:
+    """Status line and headers of one upstream response (names keep their original case)."""
+
+    __slots__ = ("chunked", "content_length", "headers", "keep_alive", "status", "upgrade")
+
+    def __init__(self, status: int, headers: Headers, keep_alive: bool, upgrade: bool) -> None:
+        self.status = status
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.upgrade = upgrade
+        self.content_length: int | None = None
+        self.chunked = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                with contextlib.suppress(ValueError):
+                    self.content_length = int(value)
+            elif lname == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()

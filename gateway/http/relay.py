@@ -20,9 +20,9 @@ from sanic.response import HTTPResponse
 from gateway.config import GatewayConfig
 from gateway.edge.rules import HttpViolation
 from gateway.errors import UpstreamConnectError, UpstreamError
-from gateway.http.headers import Headers, response_headers
+from gateway.http.headers import Headers, ResponseHead, response_headers
 from gateway.http.pool import UpstreamPool
-from gateway.http.upstream import ResponseHead, UpstreamConnection
+from gateway.http.upstream import UpstreamConnection
 from gateway.metrics import GatewayMetrics
 from gateway.pages import error_response
 from gateway.sanic_compat import (

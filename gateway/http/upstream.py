@@ -32,6 +32,7 @@ from gateway.errors import (
     UpstreamReset,
     UpstreamTimeout,
 )
+from gateway.http.headers import Headers, ResponseHead
 
 _READ_HIGH_WATER = 512 * 1024
 _READ_LOW_WATER = 128 * 1024
@@ -40,30 +41,7 @@ _WRITE_HIGH_WATER = 256 * 1024
 # request is never written onto a socket the upstream is closing (see `usable_idle`).
 _POOL_IDLE_S = 4.0
 
-Headers = list[tuple[bytes, bytes]]
-
 logger = logging.getLogger(__name__)
-
-
-class ResponseHead:
-    """Status line and headers of one upstream response (names keep their original case)."""
-
-    __slots__ = ("chunked", "content_length", "headers", "keep_alive", "status", "upgrade")
-
-    def __init__(self, status: int, headers: Headers, keep_alive: bool, upgrade: bool) -> None:
-        self.status = status
-        self.headers = headers
-        self.keep_alive = keep_alive
-        self.upgrade = upgrade
-        self.content_length: int | None = None
-        self.chunked = False
-        for name, value in headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                with contextlib.suppress(ValueError):
-                    self.content_length = int(value)
-            elif lname == b"transfer-encoding":
-                self.chunked = b"chunked" in value.lower()
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

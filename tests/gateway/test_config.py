@@ -20,7 +20,7 @@ def test_defaults() -> None:
     assert len(cfg.token) == 32  # 24 random bytes, URL-safe base64
     assert cfg.token != GatewayConfig.from_env({}).token  # generated afresh, never a constant
     assert cfg.workers == (os.cpu_count() or 1)
-    assert (cfg.connect_timeout_s, cfg.read_timeout_s) == (10.0, 300.0)
+    assert (cfg.connect_timeout_s, cfg.read_timeout_s) == (10.0, 60.0)
     assert (cfg.ws_max_message_bytes, cfg.ws_ping_interval_s) == (256 * 1024 * 1024, 30.0)
     assert (cfg.max_body_bytes, cfg.upstream_pool_size) == (0, 64)
     assert (cfg.waiide_socket, cfg.multiproc_dir, cfg.hub, cfg.internal_secret) == (

@@ -19,8 +19,9 @@ from gateway.errors import (
     UpstreamReset,
     UpstreamTimeout,
 )
+from gateway.http.headers import ResponseHead
 from gateway.http.pool import UpstreamPool
-from gateway.http.upstream import ResponseHead, UpstreamConnection
+from gateway.http.upstream import UpstreamConnection
 from tests.gateway.rawhttp import STEP_TIMEOUT_S, Peer, RawUpstream, raw_upstream
 
 GET = b"GET /x HTTP/1.1\r\nHost: waiide\r\n\r\n"

@@ -19,7 +19,7 @@ USER_ENV = {"HOME": "/home/alice", "PATH": "/usr/bin", "PORT": "8090",
 def paths(tmp_path: Path) -> RunPaths:
     return RunPaths(root=tmp_path, metrics_dir=tmp_path / "prometheus",
                     components_file=tmp_path / "components.json",
-                    jupyter_config_dir=tmp_path / "jupyter")
+                    jupyter_config_dir=tmp_path / "jupyter", activity_dir=tmp_path / "activity")
 
 
 def specs(tmp_path: Path, env: dict[str, str], euid: int = 1000,
