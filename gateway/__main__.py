@@ -44,6 +44,8 @@ def main() -> int:
         print(f"gateway: {exc}", file=sys.stderr)
         return ExitCode.STARTUP_FAILURE
     print(_banner(config), file=sys.stderr, flush=True)
+    print(f"gateway: {config.workers} worker(s): {config.workers_reason}", file=sys.stderr,
+          flush=True)
     loader = AppLoader(factory=functools.partial(create_app, config))
     app = loader.load()
     try:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from common.auth_mode import AuthMode, resolve_auth_mode
+from common.cgroup import MAX_DEFAULT_WORKERS, CpuBudget, cpu_budget, default_workers
 from common.defaults import (
     DEFAULT_API_PORT,
     DEFAULT_HOST,
@@ -96,6 +97,15 @@ def _multiproc_dir(env: EnvReader) -> str | None:
     return value
 
 
+def _workers(env: EnvReader, cpu: CpuBudget | None) -> tuple[int, str]:
+    """GATEWAY_WORKERS, or one per CPU the process may use (capped); and why, for the log."""
+    if env.is_set("GATEWAY_WORKERS"):
+        return env.count("GATEWAY_WORKERS", 1, minimum=1, maximum=64), "GATEWAY_WORKERS"
+    budget = cpu if cpu is not None else cpu_budget()
+    workers = default_workers(budget)
+    return workers, f"default from {budget.describe()}, capped at {MAX_DEFAULT_WORKERS}"
+
+
 def _local_user() -> str:
     try:
         return pwd.getpwuid(os.getuid()).pw_name
@@ -110,6 +120,7 @@ class GatewayConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_API_PORT
     workers: int = 1
+    workers_reason: str = ""
     waiide_host: str = "127.0.0.1"
     waiide_port: int = 8080
     waiide_socket: str | None = None
@@ -151,9 +162,16 @@ class GatewayConfig:
         return not self.all_components
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
-        """Read and validate the gateway's variables (see the README's table)."""
+    def from_env(cls, environ: Mapping[str, str] = os.environ,
+                 cpu: CpuBudget | None = None) -> GatewayConfig:
+        """Read and validate the gateway's variables (see the README's table).
+
+        Args:
+            cpu: the CPUs this process may use (default: its affinity mask and cgroup quota),
+                from which GATEWAY_WORKERS' default comes.
+        """
         env = EnvReader(environ)
+        workers, workers_reason = _workers(env, cpu)
         waiide_host = env.text("WAIIDE_HOST", DEFAULT_WAIIDE_HOST)
         if not is_loopback(waiide_host):
             raise ConfigError("WAIIDE_HOST", waiide_host,
@@ -173,7 +191,8 @@ class GatewayConfig:
         return cls(
             host=env.text("HOST", DEFAULT_HOST),
             port=env.port("API_SERVER_PORT", DEFAULT_API_PORT),
-            workers=env.count("GATEWAY_WORKERS", os.cpu_count() or 1, minimum=1, maximum=64),
+            workers=workers,
+            workers_reason=workers_reason,
             waiide_host=waiide_host,
             waiide_port=env.port("WAIIDE_PORT", DEFAULT_WAIIDE_PORT),
             waiide_socket=env.absolute_path("WAIIDE_SOCKET"),

@@ -6,10 +6,13 @@ import logging
 import os
 from collections.abc import Sequence
 
+from common.errors import ConfigError
 from common.exits import ExitCode
 from supervisor.banner import banner_lines
 from supervisor.components import build_specs
 from supervisor.config import Mode, SupervisorConfig
+from supervisor.credentials import keep_generated_tokens
+from supervisor.ide_setup import prepare_ide
 from supervisor.process import ChildProcess
 from supervisor.rundir import RunDir
 from supervisor.status_file import ComponentsFile
@@ -30,8 +33,13 @@ def run(config: SupervisorConfig, extra_args: Sequence[str] = ()) -> ExitCode:
     if extra_args and config.mode is Mode.LIGHTWEIGHT:
         logger.warning("lightweight mode runs no Jupyter server; ignoring arguments %s",
                        " ".join(extra_args))
+    config = keep_generated_tokens(config)
     try:
+        prepare_ide(config)
         run_dir = RunDir.create(config)
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return ExitCode.CONFIG_ERROR
     except OSError as exc:
         logger.error("cannot prepare the run directories: %s", exc)
         return ExitCode.STARTUP_FAILURE

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from common.components_file import ENV_VAR as COMPONENTS_FILE_VAR
 from common.defaults import GATEWAY_HEALTH_PATH, INTERNAL_SECRET_ENV, url_host
 from supervisor.config import SETUP_HINT, Mode, SupervisorConfig
+from supervisor.ide_setup import ide_env
 from supervisor.jupyter import jupyter_spec
 from supervisor.rundir import RunPaths
 from supervisor.spec import ChildSpec, ReadyCheck
@@ -64,6 +65,8 @@ def service_env(config: SupervisorConfig, paths: RunPaths) -> dict[str, str]:
     })
     if config.waiide_socket:
         env["WAIIDE_SOCKET"] = config.waiide_socket
+    if config.waiide_memory_limit is not None:  # the monitor exports it for the alert rule
+        env["WAIIDE_MEMORY_LIMIT"] = str(config.waiide_memory_limit)
     if "JUPYTERHUB_SERVICE_PREFIX" in env:
         env["JUPYTERHUB_SERVICE_PREFIX"] = config.service_prefix  # with its trailing slash
     if config.gateway_token:
@@ -86,7 +89,7 @@ def waiide_spec(config: SupervisorConfig) -> ChildSpec:
     return ChildSpec(
         name="waiide",
         argv=config.waiide_argv,
-        env=user_env(config, WAIIDE_HIDDEN_VARS),
+        env=ide_env(config, user_env(config, WAIIDE_HIDDEN_VARS)),
         ready=waiide_ready_check(config),
         ready_timeout_s=config.waiide_ready_timeout_s,
         stop_timeout_s=config.stop_timeout_s,
