@@ -143,6 +143,7 @@ class GatewayConfig:
     hub: HubSettings | None = None
     all_components: bool = True
     main_port: int = DEFAULT_PORT
+    waiide_memory_limit: int | None = None
 
     @property
     def upstream_label(self) -> str:
@@ -216,4 +217,5 @@ class GatewayConfig:
             hub=hub,
             all_components=env.flag("USE_ALL_COMPONENTS", True),
             main_port=env.port("PORT", DEFAULT_PORT),
+            waiide_memory_limit=env.byte_size("WAIIDE_MEMORY_LIMIT"),
         )

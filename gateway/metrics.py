@@ -127,7 +127,7 @@ class GatewayMetrics:
 
     def __init__(self, *, multiproc_dir: str | Path | None = None,
                  status_reader: RecordReader | None = None, version: str | None = None,
-                 worker: str = "0") -> None:
+                 worker: str = "0", ide_memory_limit: int | None = None) -> None:
         """
         Args:
             worker: this worker's index (Sanic's worker number, so a replaced worker continues
@@ -136,6 +136,9 @@ class GatewayMetrics:
                 single-process mode.
             status_reader: where the per-scrape status series come from (None: not exported).
             version: for build_info; default `gateway_version()`.
+            ide_memory_limit: the IDE's memory limit in bytes (WAIIDE_MEMORY_LIMIT, which the
+                supervisor sets from the cgroup), exported for the "IDE near its memory limit"
+                alert; None: not exported.
 
         Raises:
             GatewayMetricsError: `multiproc_dir` and prometheus_client's import-time mode
@@ -156,6 +159,7 @@ class GatewayMetrics:
         self._version = version if version is not None else gateway_version()
         self._registry = CollectorRegistry()  # single-process mode only; unused with files
         self._worker = worker
+        self._ide_memory_limit = ide_memory_limit
         self._define()
         self._requests: dict[tuple[str, str, int], Counter] = {}
 
@@ -259,7 +263,7 @@ class GatewayMetrics:
             _SettledFilesCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self._registry))
-        registry.register(_BuildInfo(self._version))
+        registry.register(_BuildInfo(self._version, self._ide_memory_limit))
         if self._status_reader is not None:
             registry.register(StatusCollector(self._status_reader))
         # All our names are legacy-safe, so the body is valid text format 0.0.4, the version
@@ -295,14 +299,21 @@ class _Forward(Collector):
 
 
 class _BuildInfo(Collector):
-    def __init__(self, version: str) -> None:
+    """Constants of this gateway: its build and the IDE's memory limit."""
+
+    def __init__(self, version: str, ide_memory_limit: int | None) -> None:
         self._version = version
+        self._ide_memory_limit = ide_memory_limit
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(PREFIX + "build_info", "Build of the serving gateway.",
                                  labels=["version"])
         info.add_metric([self._version], 1.0)
         yield info
+        if self._ide_memory_limit is not None:
+            yield _gauge("component_memory_limit_bytes", "Memory the component may use (the "
+                         "container's limit or WAIIDE_MEMORY_LIMIT).", ["component"],
+                         [(["waiide"], float(self._ide_memory_limit))])
 
 
 class StatusCollector(Collector):

@@ -101,19 +101,18 @@ def keep_generated_tokens(config: SupervisorConfig) -> SupervisorConfig:
     if config.under_hub or config.credentials_dir is None:
         return config
     store = CredentialStore(Path(config.credentials_dir))
-    changes: dict[str, object] = {}
     port = config.api_port
+    gateway, reused, jupyter = config.gateway_token, False, config.jupyter_token
     try:
-        if config.gateway_token_generated and config.gateway_token:
-            token, reused = store.keep(GATEWAY_TOKEN_FILE.format(port=port), config.gateway_token)
-            changes.update(gateway_token=token, gateway_token_reused=reused)
-        if config.jupyter_token_generated and config.jupyter_token:
-            token, reused = store.keep(JUPYTER_TOKEN_FILE.format(port=port), config.jupyter_token)
-            changes.update(jupyter_token=token)
+        if config.gateway_token_generated and gateway:
+            gateway, reused = store.keep(GATEWAY_TOKEN_FILE.format(port=port), gateway)
+        if config.jupyter_token_generated and jupyter:
+            jupyter, _ = store.keep(JUPYTER_TOKEN_FILE.format(port=port), jupyter)
     except OSError as exc:
         logger.warning("cannot keep the generated tokens in %s (%s): they last for this run only",
                        store.directory, exc)
         return config
-    if changes:
+    if config.gateway_token_generated or config.jupyter_token_generated:
         logger.info("tokens kept in %s (delete the files there to rotate them)", store.directory)
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(config, gateway_token=gateway, gateway_token_reused=reused,
+                               jupyter_token=jupyter)

@@ -82,7 +82,7 @@ def load_managed_settings(source: str | None) -> dict[str, Any] | None:
     path = Path(source) if source else DEFAULT_MACHINE_SETTINGS
     settings = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(settings, dict):
-        raise ValueError(f"{path} is not a JSON object")
+        raise ValueError(f"{path} is not a JSON object")  # noqa: TRY004 - bad content, not a bad argument
     return settings
 
 
