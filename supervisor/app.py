@@ -12,7 +12,7 @@ from supervisor.banner import banner_lines
 from supervisor.components import build_specs
 from supervisor.config import Mode, SupervisorConfig
 from supervisor.credentials import keep_generated_tokens
-from supervisor.ide_setup import prepare_ide
+from supervisor.ide_setup import cleanup_ide, prepare_ide
 from supervisor.process import ChildProcess
 from supervisor.rundir import RunDir
 from supervisor.status_file import ComponentsFile
@@ -56,6 +56,7 @@ def run(config: SupervisorConfig, extra_args: Sequence[str] = ()) -> ExitCode:
         return code
     finally:
         run_dir.cleanup()
+        cleanup_ide(config)
 
 
 def _log_banner(config: SupervisorConfig) -> None:

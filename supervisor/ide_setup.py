@@ -18,7 +18,7 @@ from supervisor.ide_settings import (
     load_managed_settings,
     node_options,
 )
-from supervisor.ide_socket import prepare_socket_dir
+from supervisor.ide_socket import prepare_socket_dir, remove_socket_dir
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ def prepare_ide(config: SupervisorConfig) -> None:
     if config.waiide_memory_limit is not None:
         logger.info("WAIIDE memory limit %d MiB: Node heap capped at %d MiB per process",
                     config.waiide_memory_limit >> 20, heap_mib(config.waiide_memory_limit))
+
+
+def cleanup_ide(config: SupervisorConfig) -> None:
+    """After every child stopped: remove the private socket's directory."""
+    if config.waiide_socket and config.waiide_socket_default:
+        remove_socket_dir(config.waiide_socket)
 
 
 def _machine_settings(config: SupervisorConfig, user_data_dir: Path) -> None:

@@ -19,6 +19,7 @@ not use `{socket}` (it listens where it says). WAIIDE_SOCKET names another socke
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -69,3 +70,12 @@ def prepare_socket_dir(socket_path: str, uid: int | None = None) -> Path:
     if stat.S_IMODE(info.st_mode) != 0o700:
         os.chmod(directory, 0o700)
     return directory
+
+
+def remove_socket_dir(socket_path: str) -> None:
+    """Remove the socket and its directory at exit (the directory only if empty)."""
+    path = Path(socket_path)
+    with contextlib.suppress(FileNotFoundError):  # the IDE removed it, or never made it
+        path.unlink()
+    with contextlib.suppress(OSError):  # not empty or already gone: leave it
+        path.parent.rmdir()
