@@ -6,11 +6,12 @@ import functools
 import sys
 
 from sanic import Sanic
+from sanic.exceptions import SanicException
 from sanic.worker.loader import AppLoader
 
 from common.errors import ConfigError
 from common.exits import ExitCode
-from gateway.app import configure_logging, create_app
+from gateway.app import APP_NAME, App, configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
 
@@ -31,6 +32,14 @@ def _banner(config: GatewayConfig) -> str:
             f"{config.workers} worker(s), authentication OFF (GATEWAY_AUTH=none).\n    Open: {url}")
 
 
+def _app(config: GatewayConfig) -> App:
+    """The app: made in the main process; a forked worker finds the main's copy registered."""
+    try:
+        return Sanic.get_app(APP_NAME)
+    except SanicException:  # not made yet: this is the main process
+        return create_app(config)
+
+
 def main() -> int:
     try:
         config = GatewayConfig.from_env()
@@ -46,7 +55,14 @@ def main() -> int:
     print(_banner(config), file=sys.stderr, flush=True)
     print(f"gateway: {config.workers} worker(s): {config.workers_reason}", file=sys.stderr,
           flush=True)
-    loader = AppLoader(factory=functools.partial(create_app, config))
+    # Workers are forked, not spawned: they share the main process's imported modules copy on
+    # write instead of importing everything again, Sanic's sync manager is a fork too, and no
+    # multiprocessing resource tracker is started (its semaphores are unlinked at once under
+    # fork). About 60 MiB PSS less with 2 workers (bench/memory.py). Everything per worker
+    # (record reader, metric files, upstream pool) is opened after the fork, in
+    # before_server_start.
+    Sanic.start_method = "fork"
+    loader = AppLoader(factory=functools.partial(_app, config))
     app = loader.load()
     try:
         app.prepare(host=config.host, port=config.port, workers=config.workers,
