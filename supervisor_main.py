@@ -16,10 +16,14 @@ Environment (blank counts as unset; a bad value stops the start, naming it):
   DEBUG                false    debug logs here; DEBUG=true to every child (+ Jupyter --debug)
   WAIIDE_COMMAND       code-server from scripts/setup.sh; shell-like, {port} {host} {socket}
   WAIIDE_HUB_HOME      ~/.cache/waiide-hub   where setup.sh put code-server (default command)
-  WAIIDE_WORKSPACE     $HOME    the folder the default code-server opens
-  WAIIDE_HOST          127.0.0.1  loopback only (127.x, ::1, localhost)
-  WAIIDE_PORT          8080
-  WAIIDE_SOCKET        unset    absolute unix socket path; replaces WAIIDE_HOST:WAIIDE_PORT
+  WAIIDE_WORKSPACE     $HOME    the folder the default code-server opens; Jupyter's root_dir
+  WAIIDE_SOCKET        private  $XDG_RUNTIME_DIR/waiide-hub-<API_SERVER_PORT>/waiide.sock, else
+                                /tmp/waiide-hub-<uid>-<API_SERVER_PORT>/waiide.sock (0700 dir)
+  WAIIDE_HOST          unset    set (or WAIIDE_PORT, or a WAIIDE_COMMAND without {socket}):
+  WAIIDE_PORT          unset    TCP 127.0.0.1:8080, reachable by EVERY local process (warned)
+  WAIIDE_MEMORY_LIMIT  cgroup   bytes (2G, 512Mi) the IDE may use: Node heap cap, alert rule
+  WAIIDE_MACHINE_SETTINGS  built-in  JSON file of managed IDE settings, or "none"
+  WAIIDE_USER_DATA_DIR $XDG_DATA_HOME/code-server   the default code-server's --user-data-dir
   WAIIDE_READY_PATH    /healthz  any HTTP answer there means the IDE is ready
   WAIIDE_READY_TIMEOUT 120      seconds
   SUPERVISOR_READY_TIMEOUT    60   seconds for Jupyter ({prefix}api) and the gateway (/api/healthz)
@@ -38,8 +42,9 @@ Environment (blank counts as unset; a bad value stops the start, naming it):
   WAIIDE_IDLE_BUSY_COUNTS true  a running terminal command, task or debug session holds it
   SUPERVISOR_GATEWAY_COMMAND  <python> -m gateway   (shell-like; tests use stand-ins)
   SUPERVISOR_MONITOR_COMMAND  <python> -m monitor
-  GATEWAY_TOKEN        generated unless GATEWAY_AUTH=none; printed in the banner standalone
-  JUPYTER_TOKEN        generated (standalone full mode); printed in the banner
+  GATEWAY_TOKEN        generated unless GATEWAY_AUTH=none; printed in the banner standalone;
+                       a generated one is kept in $XDG_DATA_HOME/waiide-hub/ (delete to rotate)
+  JUPYTER_TOKEN        generated and kept likewise (standalone full mode); printed in the banner
   PROMETHEUS_MULTIPROC_DIR    <run dir>/prometheus; its *.db files are wiped at start and exit
   WAIIDE_HUB_STATUS_PATH      unset: the monitor derives it; set: passed on, removed at exit
   JUPYTERHUB_API_TOKEN set: under a hub (jupyterhub-singleuser instead of jupyter server)

@@ -58,6 +58,7 @@ http {{
     upstream ws_backend {{ server {host}:{ws_port}; keepalive 64; }}
     server {{
         listen {host}:{port} backlog=4096;
+        listen unix:{unix_socket} backlog=4096;
         root {files};
         location / {{ }}
         location = {upload} {{
@@ -131,13 +132,16 @@ class NginxLayout:
         return [binary, "-p", f"{self.dir}/", "-c", str(self.conf)]
 
 
-def write_upstream(layout: NginxLayout, *, port: int, ws_port: int, files: Path) -> None:
-    """The upstream: one worker serving `files`, the upload sink, and /ws/ to the Node server."""
+def write_upstream(layout: NginxLayout, *, port: int, ws_port: int, files: Path,
+                   unix_socket: Path) -> None:
+    """The upstream: one worker serving `files`, the upload sink, and /ws/ to the Node server,
+    on `port` and on the unix socket `unix_socket` (the gateway-unix row's upstream)."""
     text = _UPSTREAM.format(
         # "error": every upload is spooled to a temp file by design, and nginx warns about each.
         common=_COMMON.format(workers=1, dir=layout.dir, log_level="error"),
         http_common=_HTTP_COMMON.format(dir=layout.dir),
         host=LOOPBACK, port=port, ws_port=ws_port, files=files, upload=UPLOAD_PATH,
+        unix_socket=unix_socket,
         ws_prefix=WS_PREFIX)
     layout.dir.mkdir(parents=True, exist_ok=True)
     layout.conf.write_text(text)

@@ -4,6 +4,7 @@
 |-----------|--------------------------------------------------------------------------------|
 | direct    | the upstream itself: the limit                                                 |
 | gateway   | `python -m gateway` (this repo), default settings plus any `--gateway-env`     |
+| gateway-unix | the same, to the upstream's unix socket (WAIIDE_SOCKET), as the IDE by default |
 | chp       | configurable-http-proxy (npm), --default-target the upstream                   |
 | nginx     | nginx reverse proxy, `proxy_buffering off` (nginx's other defaults)            |
 | nginx-64k | nginx reverse proxy, `proxy_buffering on` with 8 x 64 KiB buffers, memory only |
@@ -30,7 +31,7 @@ from bench.upstream import Upstream
 
 logger = logging.getLogger(__name__)
 
-ROW_NAMES = ("direct", "gateway", "chp", "nginx", "nginx-64k", "jsp")
+ROW_NAMES = ("direct", "gateway", "gateway-unix", "chp", "nginx", "nginx-64k", "jsp")
 READY_TIMEOUT_S = 30.0
 JSP_SERVER_NAME = "bench"
 _GATEWAY_ENV_PREFIXES = ("GATEWAY_", "JUPYTERHUB_", "MONITOR_", "SUPERVISOR_")
@@ -76,7 +77,7 @@ def _start_direct(ctx: RowContext) -> RowTarget:
     return RowTarget("direct", ctx.upstream.base_url)
 
 
-def _start_gateway(ctx: RowContext) -> RowTarget:
+def _start_gateway(ctx: RowContext, name: str = "gateway", unix: bool = False) -> RowTarget:
     if not (ROOT / "gateway" / "__main__.py").exists():
         raise ServiceError("no gateway/__main__.py yet (python -m gateway does not exist)")
     port = free_port()
@@ -89,12 +90,14 @@ def _start_gateway(ctx: RowContext) -> RowTarget:
     env.update(HOST=LOOPBACK, API_SERVER_PORT=str(port), PORT=str(free_port()),
                WAIIDE_HOST=LOOPBACK, WAIIDE_PORT=str(ctx.upstream.port),
                GATEWAY_AUTH="none", PROMETHEUS_MULTIPROC_DIR=str(prom_dir))
+    if unix:
+        env["WAIIDE_SOCKET"] = str(ctx.upstream.unix_socket)
     env.update(ctx.gateway_env)
     base = f"http://{LOOPBACK}:{port}"
-    service = Service("gateway", [ctx.tools.python, "-m", "gateway"], ctx.workdir / "gateway.log",
+    service = Service(name, [ctx.tools.python, "-m", "gateway"], ctx.workdir / f"{name}.log",
                       env=env, cwd=ROOT)
     _started(ctx, service, [f"{base}/api/healthz", f"{base}/api"])
-    return RowTarget("gateway", base, service=service)
+    return RowTarget(name, base, service=service)
 
 
 def _start_chp(ctx: RowContext) -> RowTarget:
@@ -163,6 +166,7 @@ def _start_jsp(ctx: RowContext) -> RowTarget:
 _STARTERS: dict[str, Callable[[RowContext], RowTarget]] = {
     "direct": _start_direct,
     "gateway": _start_gateway,
+    "gateway-unix": lambda ctx: _start_gateway(ctx, "gateway-unix", unix=True),
     "chp": _start_chp,
     "nginx": lambda ctx: _start_nginx(ctx, "nginx", "off"),
     "nginx-64k": lambda ctx: _start_nginx(ctx, "nginx-64k", "64k"),

@@ -29,6 +29,7 @@ class Upstream:
     """A running upstream: its port, the files it serves (with checksums), the payload block."""
 
     port: int
+    unix_socket: Path  # the same server on a unix socket, as the IDE listens by default
     files: dict[str, payload.BodyFile]
     block: bytes = field(repr=False)
     services: tuple[Service, ...] = field(repr=False)
@@ -70,11 +71,15 @@ def running_upstream(tools: Tools, workdir: Path, *, large_bytes: int) -> Iterat
         node.start()
         node.ready([f"http://{LOOPBACK}:{ws_port}/"], READY_TIMEOUT_S)
         layout = nginx_conf.NginxLayout(workdir / "nginx-upstream")
-        nginx_conf.write_upstream(layout, port=port, ws_port=ws_port, files=workdir / "files")
+        unix_socket = layout.dir / "upstream.sock"
+        nginx_conf.write_upstream(layout, port=port, ws_port=ws_port, files=workdir / "files",
+                                  unix_socket=unix_socket)
         nginx = Service("nginx-upstream", layout.argv(tools.nginx), layout.dir / "stdout.log",
                         env=tools.env())
         stack.callback(nginx.stop)
         nginx.start()
         nginx.ready([f"http://{LOOPBACK}:{port}/f1k"], READY_TIMEOUT_S)
         logger.info("upstream on %d (ws server on %d)", port, ws_port)
-        yield Upstream(port, files, block, (node, nginx))
+        # nginx's workers may run as another user when the master is root: let the gateway in.
+        unix_socket.chmod(0o666)
+        yield Upstream(port, unix_socket, files, block, (node, nginx))

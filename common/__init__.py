@@ -10,4 +10,5 @@ Modules, one concept each:
     components_file   the supervisor -> monitor/gateway file of pids and restarts (writer and reader)
     prometheus_mode   whether prometheus_client runs in multiprocess mode in this process
     auth_mode         AuthMode and the rule resolving GATEWAY_AUTH (supervisor and gateway)
+    cgroup            the CPUs and memory this process may use (affinity, cgroup v1/v2 limits)
 """

@@ -94,6 +94,10 @@ class EnvReader:
         return self.cast(key, default, _decimal, what,
                          lambda n: n >= minimum and (maximum is None or n <= maximum))
 
+    def byte_size(self, key: str) -> int | None:
+        """A size in bytes, plain or with a K/M/G/T suffix (powers of 1024, "Ki"/"KiB" too)."""
+        return self.cast(key, None, _byte_size, "size in bytes (e.g. 2147483648, 2G, 512Mi)")
+
     def command(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """A shell-like command line, split into argv (no shell runs it)."""
         raw = self.raw(key)
@@ -130,3 +134,15 @@ def _decimal(raw: str) -> int:
     if not (raw.isascii() and raw.isdigit()):
         raise ValueError(raw)
     return int(raw)
+
+
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _byte_size(raw: str) -> int | None:
+    text = raw.upper().removesuffix("B").removesuffix("I")
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = _decimal(text[: len(text) - len(unit)])
+    if number <= 0:
+        raise ValueError(raw)
+    return number * _SIZE_UNITS[unit]

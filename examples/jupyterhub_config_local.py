@@ -32,12 +32,14 @@ temp dir (every value is read here, once, when the hub loads this file):
                           WAIIDE_COMMAND="python3 -m http.server --bind 127.0.0.1 {port}"
                           WAIIDE_READY_PATH=/ MONITOR_WAIIDE_HEALTH_PATH=/ for a stand-in IDE
 
-Ports: each server gets its own free API_SERVER_PORT and WAIIDE_PORT, chosen when it spawns
-(`Spawner.port` is already random, 0 by default): with several servers on one machine (alice and
-bob, or a second named server), fixed 8091/8080 would collide. The hub's API does not say where
-a server's gateway is, so each spawn records its ports in
-JH_RUN_DIR/servers/{username}/{servername or "default"}.json, e.g.
-{"API_SERVER_PORT": 41234, "WAIIDE_PORT": 41235}. In full mode the gateway is also reachable
+Ports: each server gets its own free API_SERVER_PORT, chosen when it spawns (`Spawner.port` is
+already random, 0 by default): with several servers on one machine (alice and bob, or a second
+named server), a fixed 8091 would collide. The IDE listens on its private unix socket (0600 in a
+0700 directory keyed by API_SERVER_PORT): on a machine shared by several users, a TCP port would
+hand every local user the IDE's shell. Only a WAIIDE_COMMAND that uses {port} (a stand-in such as
+the http.server above) gets a WAIIDE_PORT of its own too. The hub's API does not say where a
+server's gateway is, so each spawn records its ports in
+JH_RUN_DIR/servers/{username}/{servername or "default"}.json, e.g. {"API_SERVER_PORT": 41234}. In full mode the gateway is also reachable
 through the hub at /user/{name}/waiide/proxy/<API_SERVER_PORT>/ (jupyter-server-proxy).
 """
 
@@ -145,11 +147,12 @@ _environment.update({
     "USE_ALL_COMPONENTS": _env("JH_USE_ALL_COMPONENTS", "true"),
     "HOST": "127.0.0.1",
     "API_SERVER_PORT": _per_server_port("API_SERVER_PORT"),
-    "WAIIDE_PORT": _per_server_port("WAIIDE_PORT"),
     # The spawner sets HOME to the user's home under JH_RUN_DIR; code-server is where setup.sh
     # put it, under the hub user's WAIIDE_HUB_HOME.
     "WAIIDE_HUB_HOME": str(HUB_HOME),
     "JUPYTERHUB_ACTIVITY_INTERVAL": _env("JH_ACTIVITY_INTERVAL", "5"),
     "DEBUG": "true" if DEBUG else "false",
 })
+if "{port}" in str(_environment.get("WAIIDE_COMMAND", "")):
+    _environment["WAIIDE_PORT"] = _per_server_port("WAIIDE_PORT")
 c.Spawner.environment = _environment

@@ -1,14 +1,16 @@
 """The gateway's own routes: /api, /api/user, /api/status, /api/services, /api/healthz,
 /api/activity (and the IDE extension's /api/activity/ide endpoints, `gateway.activity.routes`).
 
-`/api`, `/api/status` and `/api/healthz` are open (health checks, Docker HEALTHCHECK, Kubernetes
-probes and the monitor use them); `/api/user`, `/api/services` and `/api/activity` need the same
-credential as the IDE, since they say whose server this is and what runs in it.
+`/api`, `/api/status`, `/api/services` and `/api/healthz` answer without credentials (health
+checks, Docker HEALTHCHECK, Kubernetes probes, the monitor, `curl` by hand), but then only with
+what a health check needs: the name and version, each component up or not and why not (without
+internal addresses: `gateway.status.public_view`). The user, the internal addresses, pids and
+ports are shown only to a request carrying the IDE's credential. `/api/user` and `/api/activity`
+need it always.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,6 +29,7 @@ from gateway.activity.state import ActivityState
 from gateway.config import GatewayConfig
 from gateway.metrics import GatewayMetrics
 from gateway.pages import NO_STORE, error_response, json_body
+from gateway.status import public_view
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
 _JSON = "application/json"
@@ -34,6 +37,12 @@ _JSON = "application/json"
 
 def _json(payload: Any, status: int = 200) -> HTTPResponse:
     return HTTPResponse(json_body(payload), status=status, content_type=_JSON, headers=NO_STORE)
+
+
+def public_overview() -> dict[str, Any]:
+    """The anonymous /api document: the name, the version and where to look next."""
+    return {"name": "waiide-hub", "version": __version__,
+            "links": {"self": "/api", "status": "/api/status", "services": "/api/services"}}
 
 
 def overview(config: GatewayConfig, request_host: str) -> dict[str, Any]:
@@ -77,11 +86,12 @@ class ApiRoutes:
         self._services_source = services_source
         self._started = time.time()
         self.metrics: GatewayMetrics | None = None
-        # Path under /api (or {prefix}api) -> (handler, needs the IDE's credential)
+        # Path under /api (or {prefix}api) -> (handler, needs the IDE's credential). Handlers
+        # take (request, credentialed): the open ones show more to a credentialed request.
         self.by_name: dict[str, tuple[Handler, bool]] = {
             "": (self.overview, False), "healthz": (self.healthz, False),
             "status": (self.status, False), "user": (self.user, True),
-            "services": (self.services, True), "activity": (activity.overview, True),
+            "services": (self.services, False), "activity": (self._activity_overview, True),
         }
 
     async def dispatch(self, request: Request, name: str) -> HTTPResponse:
@@ -106,31 +116,38 @@ class ApiRoutes:
         handler, protected = entry
         if not protected:  # health checks and overviews: never someone's use
             self._activity_state.ignored(PROBE)
-        if protected:
-            verdict = await self._access.authorize(request, False)
-            if verdict.outcome is not Outcome.ALLOW:
-                return self._access.refuse(request, verdict)
-        return await handler(request)
+        if name == "healthz":  # the liveness probe's path: no credential check at all
+            return await handler(request, False)
+        verdict = await self._access.authorize(request, False)
+        credentialed = verdict.outcome in (Outcome.ALLOW, Outcome.REDIRECT)
+        if protected and not credentialed:
+            return self._access.refuse(request, verdict)
+        return await handler(request, credentialed)
 
-    async def overview(self, request: Request) -> HTTPResponse:
+    async def overview(self, request: Request, credentialed: bool) -> HTTPResponse:
+        if not credentialed:
+            return _json(public_overview())
         return _json(overview(self._config, request.headers.get("host", "")))
 
-    async def healthz(self, request: Request) -> HTTPResponse:
-        return _json({"status": "ok", "pid": os.getpid(),
-                      "uptime_s": round(time.time() - self._started, 3)})
+    async def healthz(self, request: Request, credentialed: bool) -> HTTPResponse:
+        return _json({"status": "ok", "uptime_s": round(time.time() - self._started, 3)})
 
-    async def status(self, request: Request) -> HTTPResponse:
+    async def status(self, request: Request, credentialed: bool) -> HTTPResponse:
         status, payload = await self._status_source()
-        return _json(payload, status)
+        return _json(payload if credentialed else public_view(payload, "components"), status)
 
-    async def user(self, request: Request) -> HTTPResponse:
+    async def user(self, request: Request, credentialed: bool) -> HTTPResponse:
         cfg = self._config
         return _json({"name": cfg.user, "hub": cfg.under_hub,
                       "server_name": cfg.hub.server_name if cfg.hub else None,
                       "service_prefix": cfg.service_prefix})
 
-    async def services(self, request: Request) -> HTTPResponse:
-        return _json(await self._services_source())
+    async def _activity_overview(self, request: Request, credentialed: bool) -> HTTPResponse:
+        return await self._activity.overview(request)
+
+    async def services(self, request: Request, credentialed: bool) -> HTTPResponse:
+        payload = await self._services_source()
+        return _json(payload if credentialed else public_view(payload, "services"))
 
     def blueprint(self) -> Blueprint:
         bp = Blueprint("api")

@@ -182,7 +182,8 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
         # Created here, after the worker was spawned, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
                                  worker=worker_index(app), capacity=capacity.counts,
-                                 activity_dir=Path(config.activity_dir))
+                                 activity_dir=Path(config.activity_dir),
+                                 ide_memory_limit=config.waiide_memory_limit)
         proxy.metrics = metrics
         api.metrics = metrics
         proxy.start()

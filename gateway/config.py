@@ -17,6 +17,7 @@ from common.activity_files import ENV_VAR as ACTIVITY_DIR_ENV
 from common.activity_files import SECRET_ENV as ACTIVITY_SECRET_ENV
 from common.activity_files import default_activity_dir
 from common.auth_mode import AuthMode, resolve_auth_mode
+from common.cgroup import MAX_DEFAULT_WORKERS, CpuBudget, cpu_budget, default_workers
 from common.defaults import (
     DEFAULT_API_PORT,
     DEFAULT_HOST,
@@ -106,6 +107,15 @@ def _multiproc_dir(env: EnvReader) -> str | None:
     return value
 
 
+def _workers(env: EnvReader, cpu: CpuBudget | None) -> tuple[int, str]:
+    """GATEWAY_WORKERS, or one per CPU the process may use (capped); and why, for the log."""
+    if env.is_set("GATEWAY_WORKERS"):
+        return env.count("GATEWAY_WORKERS", 1, minimum=1, maximum=64), "GATEWAY_WORKERS"
+    budget = cpu if cpu is not None else cpu_budget()
+    workers = default_workers(budget)
+    return workers, f"default from {budget.describe()}, capped at {MAX_DEFAULT_WORKERS}"
+
+
 def _local_user() -> str:
     try:
         return pwd.getpwuid(os.getuid()).pw_name
@@ -120,6 +130,7 @@ class GatewayConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_API_PORT
     workers: int = 1
+    workers_reason: str = ""
     waiide_host: str = "127.0.0.1"
     waiide_port: int = 8080
     waiide_socket: str | None = None
@@ -147,6 +158,7 @@ class GatewayConfig:
     main_port: int = DEFAULT_PORT
     activity_dir: str = ""
     activity_secret: str = field(default="", repr=False)
+    waiide_memory_limit: int | None = None
 
     @property
     def upstream_label(self) -> str:
@@ -166,9 +178,16 @@ class GatewayConfig:
         return not self.all_components
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> GatewayConfig:
-        """Read and validate the gateway's variables (see the README's table)."""
+    def from_env(cls, environ: Mapping[str, str] = os.environ,
+                 cpu: CpuBudget | None = None) -> GatewayConfig:
+        """Read and validate the gateway's variables (see the README's table).
+
+        Args:
+            cpu: the CPUs this process may use (default: its affinity mask and cgroup quota),
+                from which GATEWAY_WORKERS' default comes.
+        """
         env = EnvReader(environ)
+        workers, workers_reason = _workers(env, cpu)
         waiide_host = env.text("WAIIDE_HOST", DEFAULT_WAIIDE_HOST)
         if not is_loopback(waiide_host):
             raise ConfigError("WAIIDE_HOST", waiide_host,
@@ -189,7 +208,8 @@ class GatewayConfig:
         return cls(
             host=env.text("HOST", DEFAULT_HOST),
             port=port,
-            workers=env.count("GATEWAY_WORKERS", os.cpu_count() or 1, minimum=1, maximum=64),
+            workers=workers,
+            workers_reason=workers_reason,
             waiide_host=waiide_host,
             waiide_port=env.port("WAIIDE_PORT", DEFAULT_WAIIDE_PORT),
             waiide_socket=env.absolute_path("WAIIDE_SOCKET"),
@@ -219,6 +239,7 @@ class GatewayConfig:
             activity_dir=(env.absolute_path(ACTIVITY_DIR_ENV)
                           or str(default_activity_dir(os.getuid(), port))),
             activity_secret=env.text(ACTIVITY_SECRET_ENV, ""),
+            waiide_memory_limit=env.byte_size("WAIIDE_MEMORY_LIMIT"),
         )
 
 

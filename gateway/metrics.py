@@ -131,7 +131,8 @@ class GatewayMetrics:
                  status_reader: RecordReader | None = None, version: str | None = None,
                  activity_dir: Path | None = None,
                  worker: str = "0",
-                 capacity: Callable[[], tuple[int, int] | None] | None = None) -> None:
+                 capacity: Callable[[], tuple[int, int] | None] | None = None,
+                 ide_memory_limit: int | None = None) -> None:
         """
         Args:
             worker: this worker's index (Sanic's worker number, so a replaced worker continues
@@ -141,6 +142,9 @@ class GatewayMetrics:
             status_reader: where the per-scrape status series come from (None: not exported).
             version: for build_info; default `gateway_version()`.
             capacity: (workers up, expected) for the gateway_workers gauges (gateway.workers).
+            ide_memory_limit: the IDE's memory limit in bytes (WAIIDE_MEMORY_LIMIT, which the
+                supervisor sets from the cgroup), exported for the "IDE near its memory limit"
+                alert; None: not exported.
 
         Raises:
             GatewayMetricsError: `multiproc_dir` and prometheus_client's import-time mode
@@ -164,6 +168,7 @@ class GatewayMetrics:
         self._version = version if version is not None else gateway_version()
         self._registry = CollectorRegistry()  # single-process mode only; unused with files
         self._worker = worker
+        self._ide_memory_limit = ide_memory_limit
         self._define()
         self._requests: dict[tuple[str, str, int], Counter] = {}
 
@@ -267,7 +272,7 @@ class GatewayMetrics:
             _SettledFilesCollector(registry, path=self.multiproc_dir)  # type: ignore[no-untyped-call]
         else:
             registry.register(_Forward(self._registry))
-        registry.register(_BuildInfo(self._version, self._capacity))
+        registry.register(_BuildInfo(self._version, self._capacity, self._ide_memory_limit))
         if self._status_reader is not None:
             registry.register(StatusCollector(self._status_reader))
         if self._activity is not None:
@@ -305,12 +310,14 @@ class _Forward(Collector):
 
 
 class _BuildInfo(Collector):
-    """The serving gateway itself: its build and its worker count."""
+    """The serving gateway itself: its build, its worker count, the IDE's memory limit."""
 
     def __init__(self, version: str,
-                 capacity: Callable[[], tuple[int, int] | None] | None) -> None:
+                 capacity: Callable[[], tuple[int, int] | None] | None,
+                 ide_memory_limit: int | None) -> None:
         self._version = version
         self._capacity = capacity
+        self._ide_memory_limit = ide_memory_limit
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily(PREFIX + "build_info", "Build of the serving gateway.",
@@ -323,6 +330,10 @@ class _BuildInfo(Collector):
                          [([], float(counts[0]))])
             yield _gauge("gateway_workers_expected", "Gateway server workers configured "
                          "(GATEWAY_WORKERS).", [], [([], float(counts[1]))])
+        if self._ide_memory_limit is not None:
+            yield _gauge("component_memory_limit_bytes", "Memory the component may use (the "
+                         "container's limit or WAIIDE_MEMORY_LIMIT).", ["component"],
+                         [(["waiide"], float(self._ide_memory_limit))])
 
 
 class StatusCollector(Collector):

@@ -25,7 +25,7 @@ from gateway.activity.state import ActivityState
 from gateway.config import GatewayConfig
 from gateway.http.headers import request_head
 from gateway.http.relay import HttpRelay, Tally
-from gateway.http.target import origin_form, strip_prefix
+from gateway.http.target import ide_prefix_of, origin_form, strip_prefix
 from gateway.metrics import GatewayMetrics
 from gateway.pages import error_response, wants_html
 from gateway.ws.registry import TunnelRegistry
@@ -45,6 +45,7 @@ class Proxy:
         self.tunnels = TunnelRegistry()
         self.websockets = WebSocketProxy(config, self.relay, self.tunnels, self._client_message)
         self._metrics: GatewayMetrics | None = None
+        self._ide_prefix = f"{config.service_prefix}WAIIDE".encode()
         # Compressed WebSocket messages cannot be told apart (keepalive or user input), so when
         # activity is reported the gateway declines permessage-deflate (gateway.activity.classify).
         self._strip_ws_extensions = config.ws_compression == "off"
@@ -75,6 +76,9 @@ class Proxy:
         target = origin_form(request.raw_url)
         if target is None or getattr(request, "bad_target", False):
             return error_response(request, 400, "The request target must be a path.")
+        prefix = ide_prefix_of(target, self._ide_prefix)
+        if prefix is not None:  # the public path, as Jupyter and the hub serve it (http.target)
+            return await self.forward(request, target[len(prefix):], prefix=prefix.decode())
         return await self.forward(request, target)
 
     async def forward(self, request: Request, target: bytes, *, prefix: str | None = None,

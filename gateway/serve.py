@@ -12,11 +12,12 @@ import socket
 import sys
 
 from sanic import Sanic
+from sanic.exceptions import SanicException
 from sanic.worker.loader import AppLoader
 
 from common.errors import ConfigError
 from common.exits import ExitCode
-from gateway.app import configure_logging, create_app
+from gateway.app import APP_NAME, App, configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
 from gateway.edge.protocol import StrictHttpProtocol
 from gateway.listen import bind_listener
@@ -61,15 +62,30 @@ def run(config: GatewayConfig) -> int:
         if made is not None:
             config = dataclasses.replace(config, multiproc_dir=str(made))
         print(_banner(config), file=sys.stderr, flush=True)
+        print(f"gateway: {config.workers} worker(s): {config.workers_reason}", file=sys.stderr,
+              flush=True)
         _serve(config, api_sock, main_sock)
     return ExitCode.OK
 
 
+def _app(config: GatewayConfig, main_sock: socket.socket | None) -> App:
+    """The app: made in the main process; a forked worker finds the main's copy registered."""
+    try:
+        return Sanic.get_app(APP_NAME)
+    except SanicException:  # not made yet: this is the main process
+        return create_app(config, main_sock)
+
+
 def _serve(config: GatewayConfig, api_sock: socket.socket,
            main_sock: socket.socket | None) -> None:
-    # The PORT socket travels to each worker inside the factory, pickled at every worker start
-    # the way Sanic passes its own socket (multiprocessing duplicates the descriptor).
-    loader = AppLoader(factory=functools.partial(create_app, config, main_sock))
+    # Workers are forked, not spawned: they share the main process's imported modules copy on
+    # write instead of importing everything again, Sanic's sync manager is a fork too, and no
+    # multiprocessing resource tracker is started (its semaphores are unlinked at once under
+    # fork). About 60 MiB PSS less with 2 workers (bench/memory.py). Everything per worker
+    # (record reader, metric files, upstream pool) is opened after the fork, in
+    # before_server_start. The PORT socket is inherited by the fork like Sanic's own.
+    Sanic.start_method = "fork"
+    loader = AppLoader(factory=functools.partial(_app, config, main_sock))
     app = loader.load()
     keeper = WorkerKeeper(lambda pid: mark_process_dead(pid, config.multiproc_dir))
     app.main_process_ready(keeper.start)

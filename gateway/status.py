@@ -39,10 +39,16 @@ status, healthy, reason, checked_at, age_s and interval_s, plus
                     last_probe_age_s, last_success_at, latency_s, http_status, liveness (waiide)
 
 Process fields are as of checked_at and null when unknown.
+
+Without credentials both routes answer the public view (`public_view`): what a health check
+needs and nothing about whose server it is or where things run — status, healthy, reason,
+checked_at, age_s and per component only state and reason, with addresses and paths in reasons
+replaced by "<internal>" ("cannot connect to <internal>: Connection refused").
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +59,13 @@ from monitor.record import ComponentStatus, RecordReader, StatusRecord, StatusVi
 IDE = "waiide"
 HTTP_OK = 200
 HTTP_UNAVAILABLE = 503
+
+_PUBLIC_TOP = ("status", "healthy", "reason", "checked_at", "age_s")
+_PUBLIC_COMPONENT = ("state", "reason")
+# URLs, unix:<path>, host:port and file paths in reasons (monitor.probes writes "from <url>",
+# the record reader "no record yet at <path>").
+_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://|unix:)\S+|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"
+                      r"|\[[0-9a-fA-F:]+\](?::\d+)?|(?<!\S)/\S+", re.IGNORECASE)
 
 _SERVICE_FIELDS = ("pid", "pid_alive", "uptime_s", "restarts", "rss_bytes", "cpu_percent",
                    "last_success_at")
@@ -90,6 +103,20 @@ def services_response(view: StatusView, now: float) -> tuple[int, dict[str, Any]
     body = _top(view, is_healthy(view), now)
     body["services"] = services
     return HTTP_OK, body
+
+
+def public_reason(reason: str | None) -> str | None:
+    """`reason` with internal addresses replaced by "<internal>"."""
+    return None if reason is None else _ADDRESS.sub("<internal>", reason)
+
+
+def public_view(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """The anonymous view of a status (`key`="components") or services (`key`="services") body."""
+    view = {name: body[name] for name in _PUBLIC_TOP if name in body}
+    view["reason"] = public_reason(view.get("reason"))
+    view[key] = {name: {"state": item["state"], "reason": public_reason(item["reason"])}
+                 for name, item in body.get(key, {}).items()}
+    return view
 
 
 def _shown_record(view: StatusView) -> StatusRecord | None:

@@ -41,8 +41,6 @@ def _configure_logging(debug: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
-    # aiohttp logs nothing useful per probe at INFO; keep DEBUG for our own modules only.
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
 def _open_writer(config: MonitorConfig) -> RecordWriter:

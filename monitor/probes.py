@@ -12,7 +12,8 @@ Decisions (documented for the README):
   with a good status, which is what serving requests needs) with liveness "unknown" and a reason
   naming the problem, so a wrong MONITOR_WAIIDE_HEALTH_PATH is visible without paging anyone.
 - Every probe opens a new connection (no keep-alive), so it measures connect as well and a pooled
-  connection to a restarted server can never produce a false failure.
+  connection to a restarted server can never produce a false failure. The GET itself is
+  `monitor.http_get` (asyncio streams, no HTTP client library: see its docstring for why).
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
-
 from monitor.config import MonitorConfig
 from monitor.errors import ProbeError, ProbeFailureKind
+from monitor.http_get import http_get
 from monitor.record import ComponentName, Liveness
 
 logger = logging.getLogger(__name__)
@@ -90,29 +90,17 @@ def parse_ide_health(body: bytes) -> tuple[Liveness, str | None]:
 
 
 class Prober:
-    """Runs all probes concurrently. Sessions are created in `start()` inside the running loop."""
+    """Runs all probes concurrently, each over a connection of its own."""
 
     def __init__(self, targets: Sequence[ProbeTarget], timeout_s: float) -> None:
         self.targets = list(targets)
         self.timeout_s = timeout_s
-        self._sessions: dict[Path | None, aiohttp.ClientSession] = {}
 
     async def start(self) -> None:
-        """Open one session per transport (TCP, and the unix socket when one is configured)."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        for socket_path in {t.socket for t in self.targets}:
-            connector: aiohttp.BaseConnector = (
-                aiohttp.TCPConnector(force_close=True, limit=8) if socket_path is None
-                else aiohttp.UnixConnector(path=str(socket_path), force_close=True, limit=8))
-            self._sessions[socket_path] = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False)
+        """Nothing to open: every probe connects afresh (see the module docstring)."""
 
     async def close(self) -> None:
-        """Close the sessions (their connectors close with them)."""
-        sessions, self._sessions = self._sessions, {}
-        for session in sessions.values():
-            await session.close()
+        """Nothing to close."""
 
     async def probe_all(self) -> list[ProbeResult]:
         """Probe every target at once; the round takes at most about `timeout_s`."""
@@ -139,19 +127,9 @@ class Prober:
                            reason=_clip(note) if note else None, liveness=liveness)
 
     async def _fetch(self, target: ProbeTarget) -> tuple[int, bytes]:
-        """GET the target; the one place that maps aiohttp's exceptions to ProbeError."""
-        session = self._sessions[target.socket]
-        try:
-            async with session.get(target.request_url, allow_redirects=False) as resp:
-                return resp.status, await resp.content.read(MAX_BODY_BYTES)
-        except TimeoutError as exc:  # aiohttp's total timeout, incl. ServerTimeoutError
-            raise ProbeError("timeout", f"no answer within {self.timeout_s:g}s") from exc
-        except aiohttp.ClientConnectorError as exc:
-            detail = exc.os_error.strerror or exc.os_error.__class__.__name__
-            raise ProbeError("connect_error", f"cannot connect to {target.url}: {detail}") from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ProbeError("protocol_error",
-                             f"bad response from {target.url}: {exc.__class__.__name__} {exc}") from exc
+        """GET the target (monitor.http_get raises ProbeError for every failure)."""
+        return await http_get(target.request_url, socket=target.socket, timeout_s=self.timeout_s,
+                              max_body=MAX_BODY_BYTES, shown_url=target.url)
 
 
 def _clip(text: str) -> str:

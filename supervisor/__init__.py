@@ -8,6 +8,10 @@ Entry point: `python supervisor_main.py` (`supervisor_main.main`). Modules, one 
     components    the children in start order: argv, environment, readiness
     jupyter       full mode's Jupyter child and its jupyter-server-proxy configuration
     rundir        the temp run directory and the Prometheus multiprocess directory
+    ide_socket    the IDE's private unix socket (default) and when TCP is used instead
+    ide_settings  the IDE's managed defaults: machine settings, heap cap, public prefix
+    ide_setup     what is prepared for the IDE before it starts, and cleaned up after
+    credentials   generated tokens kept 0600 for the user across restarts
     process       ChildProcess: a real child in its own process group
     probe         one HTTP readiness/liveness probe over TCP or a unix socket
     ownership     readiness means this child: the answering listener is in its process tree

@@ -12,6 +12,8 @@ from common.exits import ExitCode
 from supervisor.banner import banner_lines
 from supervisor.components import build_specs
 from supervisor.config import Mode, SupervisorConfig
+from supervisor.credentials import keep_generated_tokens
+from supervisor.ide_setup import cleanup_ide, prepare_ide
 from supervisor.idle import IdleWatch
 from supervisor.instance_lock import InstanceBusy, InstanceLock, lock_path
 from supervisor.ports import check_ports, planned_ports
@@ -62,8 +64,13 @@ def _run_locked(config: SupervisorConfig, extra_args: Sequence[str],
     except ConfigError as exc:
         logger.error("%s", exc)
         return ExitCode.CONFIG_ERROR
+    config = keep_generated_tokens(config)
     try:
+        prepare_ide(config)
         run_dir = RunDir.create(config)
+    except ConfigError as exc:
+        logger.error("%s", exc)
+        return ExitCode.CONFIG_ERROR
     except OSError as exc:
         logger.error("cannot prepare the run directories: %s", exc)
         return ExitCode.STARTUP_FAILURE
@@ -93,6 +100,7 @@ def _run_locked(config: SupervisorConfig, extra_args: Sequence[str],
         return code
     finally:
         run_dir.cleanup()
+        cleanup_ide(config)
 
 
 def _log_banner(config: SupervisorConfig) -> None:

@@ -28,5 +28,6 @@ def banner_lines(config: SupervisorConfig) -> list[str]:
     if config.under_hub:
         lines.append(f"    through the hub:         <hub URL>{proxied}")
     if config.gateway_token_generated and not config.under_hub:
-        lines.append("    (GATEWAY_TOKEN was generated for this run; set it to keep it stable)")
+        lines.append(f"    (the generated token is kept in {config.credentials_dir} across restarts; "
+                     "delete its file there to rotate it, or set GATEWAY_TOKEN)")
     return lines

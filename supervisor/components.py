@@ -28,6 +28,7 @@ from common.activity_files import URL_ENV as ACTIVITY_URL_VAR
 from common.components_file import ENV_VAR as COMPONENTS_FILE_VAR
 from common.defaults import GATEWAY_HEALTH_PATH, INTERNAL_SECRET_ENV, url_host
 from supervisor.config import SETUP_HINT, Mode, SupervisorConfig
+from supervisor.ide_setup import ide_env
 from supervisor.jupyter import jupyter_spec
 from supervisor.rundir import RunPaths
 from supervisor.spec import ChildSpec, ReadyCheck
@@ -72,6 +73,8 @@ def service_env(config: SupervisorConfig, paths: RunPaths) -> dict[str, str]:
     })
     if config.waiide_socket:
         env["WAIIDE_SOCKET"] = config.waiide_socket
+    if config.waiide_memory_limit is not None:  # the monitor exports it for the alert rule
+        env["WAIIDE_MEMORY_LIMIT"] = str(config.waiide_memory_limit)
     if "JUPYTERHUB_SERVICE_PREFIX" in env:
         env["JUPYTERHUB_SERVICE_PREFIX"] = config.service_prefix  # with its trailing slash
     if config.gateway_token:
@@ -102,7 +105,7 @@ def waiide_spec(config: SupervisorConfig) -> ChildSpec:
     return ChildSpec(
         name="waiide",
         argv=config.waiide_argv,
-        env=waiide_env(config),
+        env=ide_env(config, waiide_env(config)),
         ready=waiide_ready_check(config),
         ready_timeout_s=config.waiide_ready_timeout_s,
         stop_timeout_s=config.stop_timeout_s,

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from common.auth_mode import AuthMode, resolve_auth_mode
+from common.cgroup import Cgroup
 from common.defaults import (
     DEFAULT_API_PORT,
     DEFAULT_HOST,
@@ -36,6 +37,8 @@ from common.defaults import (
 )
 from common.env import EnvReader
 from common.errors import ConfigError
+from supervisor.ide_settings import code_server_data_dir, public_ide_prefix
+from supervisor.ide_socket import TCP_NOTE, default_socket_path, wants_tcp
 from supervisor.idle import IdlePolicy
 from supervisor.spec import LivenessPolicy, RestartPolicy
 
@@ -44,7 +47,7 @@ DEFAULT_WAIIDE_READY_TIMEOUT_S = 120.0
 DEFAULT_READY_TIMEOUT_S = 60.0
 DEFAULT_STOP_TIMEOUT_S = 5.0
 CODE_SERVER_FLAGS = ("--auth", "none", "--disable-telemetry", "--disable-update-check",
-                     "--disable-workspace-trust")
+                     "--disable-workspace-trust", "--disable-getting-started-override")
 SETUP_HINT = "is the IDE installed? Run `make setup-run` (scripts/setup.sh run) first"
 # AF_UNIX paths are limited to 108 bytes including the terminating NUL (unix(7)).
 MAX_SOCKET_PATH_BYTES = 107
@@ -111,9 +114,20 @@ class _Waiide:
     host: str
     port: int
     socket: str | None
+    socket_is_default: bool
+    workspace: str
+    user_data_dir: str | None
 
 
-def _waiide(env: EnvReader, debug: bool) -> _Waiide:
+def _waiide_socket(env: EnvReader, api_port: int) -> tuple[str | None, bool]:
+    """(socket path or None for TCP, whether it is the default private one): supervisor.ide_socket."""
+    sock = env.absolute_path("WAIIDE_SOCKET")
+    if sock is not None or wants_tcp(env):
+        return sock, False
+    return default_socket_path(env, os.getuid(), api_port), True
+
+
+def _waiide(env: EnvReader, debug: bool, api_port: int) -> _Waiide:
     """WAIIDE_HOST/PORT/SOCKET and the IDE command with `{host}`, `{port}`, `{socket}` filled."""
     host = env.text("WAIIDE_HOST", DEFAULT_WAIIDE_HOST)
     if not is_loopback(host):
@@ -121,20 +135,24 @@ def _waiide(env: EnvReader, debug: bool) -> _Waiide:
                           "WAIIDE must listen on loopback (127.x, ::1, localhost) "
                           "or on a unix socket (WAIIDE_SOCKET).")
     port = env.port("WAIIDE_PORT", DEFAULT_WAIIDE_PORT)
-    sock = env.absolute_path("WAIIDE_SOCKET")
+    sock, sock_default = _waiide_socket(env, api_port)
     if sock is not None and len(os.fsencode(sock)) > MAX_SOCKET_PATH_BYTES:
         raise ConfigError("WAIIDE_SOCKET", sock,
                           f"Unix socket paths are limited to {MAX_SOCKET_PATH_BYTES} bytes.")
     template = env.command("WAIIDE_COMMAND", ())
     is_default = not template
+    workspace = env.text("WAIIDE_WORKSPACE", _home(env.environ))
+    data_dir = None
     if is_default:
-        template = _default_waiide_command(env, sock is not None, debug)
+        data_dir = env.absolute_path("WAIIDE_USER_DATA_DIR") or code_server_data_dir(
+            env.environ, _home(env.environ))
+        template = _default_waiide_command(env, sock is not None, debug, workspace, data_dir)
     raw = env.raw("WAIIDE_COMMAND") or ""
     if sock is None and any("{socket}" in arg for arg in template):
         raise ConfigError("WAIIDE_COMMAND", raw, "It uses {socket} but WAIIDE_SOCKET is not set.")
     values = {"{host}": url_host(host), "{port}": str(port), "{socket}": sock or ""}
     argv = tuple(_substitute(arg, values) for arg in template)
-    return _Waiide(argv, is_default, host, port, sock)
+    return _Waiide(argv, is_default, host, port, sock, sock_default, workspace, data_dir)
 
 
 def _substitute(arg: str, values: Mapping[str, str]) -> str:
@@ -144,16 +162,19 @@ def _substitute(arg: str, values: Mapping[str, str]) -> str:
     return arg
 
 
-def _default_waiide_command(env: EnvReader, use_socket: bool, debug: bool) -> tuple[str, ...]:
-    """The code-server that scripts/setup.sh installs, on {host}:{port} or {socket}."""
+def _default_waiide_command(env: EnvReader, use_socket: bool, debug: bool, workspace: str,
+                            data_dir: str) -> tuple[str, ...]:
+    """The code-server that scripts/setup.sh installs, on {host}:{port} or {socket}, with the
+    managed flags of supervisor.ide_settings."""
     home = _home(env.environ)
     hub_home = env.text("WAIIDE_HUB_HOME", os.path.join(home, ".cache", "waiide-hub"))
     binary = os.path.join(os.path.expanduser(hub_home), "code-server", "bin", "code-server")
     listen = (("--socket", "{socket}", "--socket-mode", "600") if use_socket
               else ("--bind-addr", "{host}:{port}"))
-    workspace = env.text("WAIIDE_WORKSPACE", home)
+    managed = ("--user-data-dir", data_dir,
+               "--abs-proxy-base-path", public_ide_prefix(env.prefix()))
     log = ("--log", "debug") if debug else ()
-    return (binary, *listen, *CODE_SERVER_FLAGS, *log, workspace)
+    return (binary, *listen, *CODE_SERVER_FLAGS, *managed, *log, workspace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +257,12 @@ class SupervisorConfig:
     waiide_host: str = DEFAULT_WAIIDE_HOST
     waiide_port: int = DEFAULT_WAIIDE_PORT
     waiide_socket: str | None = None
+    waiide_socket_default: bool = False  # the private one of supervisor.ide_socket
+    workspace: str = ""  # the IDE's folder and Jupyter's root_dir
+    waiide_user_data_dir: str | None = None  # the default code-server's (supervisor.ide_settings)
+    machine_settings: str | None = None  # WAIIDE_MACHINE_SETTINGS: a JSON file or "none"
+    waiide_memory_limit: int | None = None  # bytes: WAIIDE_MEMORY_LIMIT, else the cgroup's
+    credentials_dir: str | None = None  # where generated tokens are kept (supervisor.credentials)
     waiide_ready_path: str = DEFAULT_READY_PATH
     waiide_ready_timeout_s: float = DEFAULT_WAIIDE_READY_TIMEOUT_S
     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
@@ -243,6 +270,7 @@ class SupervisorConfig:
     monitor_argv: tuple[str, ...] = ()
     gateway_token: str | None = None
     gateway_token_generated: bool = False
+    gateway_token_reused: bool = False
     jupyter_token: str | None = None
     jupyter_token_generated: bool = False
     # Proves to the gateway that a request comes through jupyter-server-proxy, which the
@@ -267,33 +295,41 @@ class SupervisorConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, *, euid: int | None = None,
-                 python: str | None = None) -> SupervisorConfig:
+                 python: str | None = None, cgroup: Cgroup | None = None) -> SupervisorConfig:
         """Read and validate the supervisor's variables (the README lists them all).
 
         Args:
             environ: the variables to read; a plain dict in tests.
             euid: effective uid deciding `--allow-root` for Jupyter (default: this process's).
             python: interpreter for `-m gateway`, `-m monitor`, Jupyter (default: this one).
+            cgroup: where the container's memory limit is read (default: /sys/fs/cgroup).
         """
         env = EnvReader(environ)
         debug = env.flag("DEBUG", False)
         mode = Mode.FULL if env.flag("USE_ALL_COMPONENTS", True) else Mode.LIGHTWEIGHT
         under_hub = env.raw("JUPYTERHUB_API_TOKEN") is not None
         address = _main_address(env, env.raw("JUPYTERHUB_SERVICE_URL") if under_hub else None)
-        waiide = _waiide(env, debug)
+        api_port = env.port("API_SERVER_PORT", DEFAULT_API_PORT)
+        waiide = _waiide(env, debug, api_port)
         ready_path = env.text("WAIIDE_READY_PATH", DEFAULT_READY_PATH)
         if not ready_path.startswith("/"):
             raise ConfigError("WAIIDE_READY_PATH", ready_path, "Must start with '/'.")
         interpreter = python or sys.executable
         tokens = _tokens(env, mode, under_hub)
-        api_port = env.port("API_SERVER_PORT", DEFAULT_API_PORT)
         _check_distinct_ports(address.port, api_port, waiide)
-        notes = tuple(note for note in (address.note, _proxy_note(mode, address.host, api_port)) if note)
+        notes = tuple(note for note in (address.note, _proxy_note(mode, address.host, api_port),
+                                        _tcp_note(waiide)) if note)
         return cls(
             mode=mode, under_hub=under_hub, host=address.host, port=address.port,
             api_port=api_port, service_prefix=env.prefix(), debug=debug,
             waiide_argv=waiide.argv, waiide_default_command=waiide.is_default,
             waiide_host=waiide.host, waiide_port=waiide.port, waiide_socket=waiide.socket,
+            waiide_socket_default=waiide.socket_is_default, workspace=waiide.workspace,
+            waiide_user_data_dir=waiide.user_data_dir,
+            machine_settings=env.raw("WAIIDE_MACHINE_SETTINGS"),
+            waiide_memory_limit=(env.byte_size("WAIIDE_MEMORY_LIMIT")
+                                 or (cgroup or Cgroup()).memory_limit()),
+            credentials_dir=_credentials_dir(env),
             waiide_ready_path=ready_path,
             waiide_ready_timeout_s=env.seconds("WAIIDE_READY_TIMEOUT",
                                                DEFAULT_WAIIDE_READY_TIMEOUT_S),
@@ -321,6 +357,20 @@ def _proxy_note(mode: Mode, host: str, api_port: int) -> str | None:
         return (f"HOST={host}: jupyter-server-proxy connects to the gateway at "
                 f"localhost:{api_port}, which a gateway listening only on {host} may not answer")
     return None
+
+
+def _tcp_note(waiide: _Waiide) -> str | None:
+    if waiide.socket is not None:
+        return None
+    return TCP_NOTE.format(where=f"{url_host(waiide.host)}:{waiide.port}")
+
+
+def _credentials_dir(env: EnvReader) -> str:
+    """$XDG_DATA_HOME/waiide-hub, else ~/.local/share/waiide-hub (supervisor.credentials)."""
+    data_home = env.raw("XDG_DATA_HOME")
+    if not data_home or not os.path.isabs(data_home):
+        data_home = os.path.join(_home(env.environ), ".local", "share")
+    return os.path.join(data_home, "waiide-hub")
 
 
 def _check_distinct_ports(port: int, api_port: int, waiide: _Waiide) -> None:

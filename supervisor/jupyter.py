@@ -71,6 +71,9 @@ def jupyter_argv(config: SupervisorConfig, extra_args: Sequence[str]) -> tuple[s
     module = "jupyterhub.singleuser" if config.under_hub else "jupyter_server"
     argv = [config.python, "-m", module, f"--ip={config.host}", f"--port={config.port}",
             "--no-browser", "--ServerApp.port_retries=0"]
+    if config.workspace:
+        # The same folder as the IDE's; given first so a hub's --notebook-dir (Spawner.args) wins.
+        argv.append(f"--ServerApp.root_dir={config.workspace}")
     if config.debug:
         argv.append("--debug")  # Jupyter does not read DEBUG itself
     if config.allow_root:

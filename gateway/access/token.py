@@ -9,7 +9,10 @@ generated at start), accepted as:
   token leaves the address bar and history and never reaches WAIIDE; on a WebSocket upgrade
   (which cannot follow redirects) it is accepted and removed from the forwarded target;
 - the cookie set by that redirect. Its value is an HMAC of the token, not the token, and its name
-  carries the port because browsers send cookies to every port of a host.
+  carries the port because browsers send cookies to every port of a host. It lasts
+  COOKIE_MAX_AGE_S (JupyterHub's cookie_max_age_days default), not just the browser session:
+  the supervisor keeps a generated token across restarts (supervisor/credentials.py), so the
+  same cookie stays valid and an open tab reconnects by itself after a restart.
 
 The gateway's own credentials are removed before the request reaches WAIIDE.
 """
@@ -24,6 +27,7 @@ from sanic.request import Request
 from gateway.access.verdict import Outcome, Verdict, drop_cookie, split_token_param
 
 _COOKIE_CONTEXT = b"waiide-hub cookie v1"
+COOKIE_MAX_AGE_S = 14 * 24 * 3600
 
 
 def _cookie_names(header: str) -> set[str]:
@@ -76,4 +80,5 @@ class TokenAuth:
 
     def cookie_header(self, secure: bool, token: str | None = None) -> str:
         flags = "; Secure" if secure else ""
-        return f"{self.cookie_name}={self.cookie_value}; Path=/; HttpOnly; SameSite=Lax{flags}"
+        return (f"{self.cookie_name}={self.cookie_value}; Path=/; Max-Age={COOKIE_MAX_AGE_S}; "
+                f"HttpOnly; SameSite=Lax{flags}")

@@ -2,6 +2,11 @@
 
 An absolute-form target (`GET http://host/path`) cannot choose another host: the connection
 always goes to WAIIDE, so only its path and query are kept.
+
+The IDE's public prefix (`{JUPYTERHUB_SERVICE_PREFIX}WAIIDE`, where Jupyter and the hub serve it)
+is also served on the gateway's own port, so that one URL works everywhere: code-server's
+`--abs-proxy-base-path` hands a dev server behind `/absproxy/<port>/` that public path, and the
+links it writes must work on :8091 too (`ide_prefix_of`).
 """
 
 from __future__ import annotations
@@ -31,3 +36,10 @@ def strip_prefix(target: bytes, prefix: str | None) -> bytes | None:
     if not target.startswith(raw):
         return None
     return target[len(raw):] or b"/"
+
+
+def ide_prefix_of(target: bytes, ide_prefix: bytes) -> bytes | None:
+    """`ide_prefix` when `target` is under it (`{ide_prefix}/...`), else None."""
+    if target.startswith(ide_prefix) and target[len(ide_prefix):len(ide_prefix) + 1] == b"/":
+        return ide_prefix
+    return None

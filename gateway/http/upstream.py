@@ -96,6 +96,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._body_seen = 0
         self._sink: _Sink | None = None
         self._upgrade_rest = b""
+        self._upgraded = False
         self._error: UpstreamError | None = None
         self._closed = False
         self._paused_reading = False
@@ -117,6 +118,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
+        if self._upgraded:
+            # Past a 101, before `detach`: the upstream may already be streaming (a unix socket
+            # delivers it in several reads before the handler runs). Keep every byte, in order.
+            self._upgrade_rest += data
+            return
         if self._raw_left > 0:
             if self._sink is not None:
                 self._sink_body(data)
@@ -131,7 +137,8 @@ class UpstreamConnection(asyncio.Protocol):
             parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             offset = int(exc.args[0]) if exc.args else len(data)
-            self._upgrade_rest = data[offset:]
+            self._upgraded = True
+            self._upgrade_rest += data[offset:]
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(self._label, f"invalid HTTP response: {exc}"))
             return
@@ -328,6 +335,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._raw_left = -1
         self._body_seen = 0
         self._error = None
+        self._upgraded = False
+        self._upgrade_rest = b""
         self.received_any = False
         self.transport.write(head)
 

@@ -37,8 +37,8 @@ _XDG_DIRS = {"XDG_DATA_HOME": "xdg-data", "XDG_CONFIG_HOME": "xdg-config",
              "XDG_CACHE_HOME": "xdg-cache"}
 
 
-def ide_env(base: Path, code_server: Path) -> dict[str, str]:
-    """HOME and XDG folders under `base`, with the test user settings written.
+def ide_env(base: Path, code_server: Path, user_settings: bool = True) -> dict[str, str]:
+    """HOME and XDG folders under `base`, with the test user settings written (`user_settings`).
 
     WAIIDE_HUB_HOME is set explicitly because the supervisor derives its default from HOME.
     code-server keeps its user data in `$XDG_DATA_HOME/code-server`.
@@ -49,7 +49,8 @@ def ide_env(base: Path, code_server: Path) -> dict[str, str]:
     env.update({key: str(base / name) for key, name in _XDG_DIRS.items()})
     for key in ("HOME", *_XDG_DIRS):
         Path(env[key]).mkdir(parents=True, exist_ok=True)
-    write_user_settings(Path(env["XDG_DATA_HOME"]))
+    if user_settings:
+        write_user_settings(Path(env["XDG_DATA_HOME"]))
     return env
 
 
@@ -122,6 +123,8 @@ class Stack:
     token: str
     workspace: Path
     log: Path
+    pid: int = 0  # the supervisor's
+    env: Mapping[str, str] | None = None
 
     @property
     def origin(self) -> str:
@@ -139,19 +142,34 @@ class Stack:
 
 
 @contextlib.contextmanager
-def supervised_stack(base: Path, code_server: Path) -> Iterator[Stack]:
-    """`supervisor_main.py` in lightweight mode, as `make run` starts it, on free ports."""
+def supervised_stack(base: Path, code_server: Path, *, full: bool = False,
+                     token: str | None = TOKEN, user_settings: bool = True,
+                     ports: tuple[int, int] | None = None,
+                     log_name: str = "supervisor.log") -> Iterator[Stack]:
+    """`supervisor_main.py`, as `make run` starts it, on free ports (or `ports`: gateway, PORT).
+
+    The IDE is on its default private unix socket (no WAIIDE_PORT). Lightweight mode unless
+    `full`; `token=None` lets the supervisor generate (and keep) the gateway's token, which is
+    then read from the file it keeps under XDG_DATA_HOME; `user_settings=False` leaves the IDE
+    with only the supervisor's managed machine settings.
+    """
     workspace = make_workspace(base)
-    gateway_port, port = free_port(), free_port()
-    env = ide_env(base, code_server)
+    gateway_port, port = ports or (free_port(), free_port())
+    env = ide_env(base, code_server, user_settings)
     env.update({
-        "USE_ALL_COMPONENTS": "false", "HOST": "127.0.0.1", "PORT": str(port),
-        "API_SERVER_PORT": str(gateway_port), "WAIIDE_PORT": str(free_port()),
-        "WAIIDE_WORKSPACE": str(workspace), "GATEWAY_TOKEN": TOKEN, "GATEWAY_WORKERS": "2",
+        "USE_ALL_COMPONENTS": "true" if full else "false", "HOST": "127.0.0.1",
+        "PORT": str(port), "API_SERVER_PORT": str(gateway_port),
+        "WAIIDE_WORKSPACE": str(workspace), "GATEWAY_WORKERS": "2",
+        "XDG_RUNTIME_DIR": str(base / "run"),
         "WAIIDE_HUB_STATUS_PATH": str(base / "status.json"), "PYTHONPATH": str(ROOT),
     })
-    log = base / "supervisor.log"
+    (base / "run").mkdir(mode=0o700, exist_ok=True)
+    if token is not None:
+        env["GATEWAY_TOKEN"] = token
+    log = base / log_name
     with running_tree([PYTHON, str(ROOT / "supervisor_main.py")], env, cwd=ROOT, log_path=log,
                       ready_url=f"http://127.0.0.1:{gateway_port}/api/healthz",
-                      ready_timeout_s=STACK_READY_TIMEOUT_S, stop_timeout_s=STOP_TIMEOUT_S):
-        yield Stack(gateway_port, port, TOKEN, workspace, log)
+                      ready_timeout_s=STACK_READY_TIMEOUT_S, stop_timeout_s=STOP_TIMEOUT_S) as proc:
+        kept = Path(env["XDG_DATA_HOME"]) / "waiide-hub" / f"gateway-token-{gateway_port}"
+        yield Stack(gateway_port, port, token or kept.read_text().strip(), workspace, log,
+                    proc.pid, env)

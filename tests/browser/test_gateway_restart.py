@@ -1,7 +1,8 @@
 """The open workbench survives a restart of the gateway in front of it, without a reload.
 
 code-server and the gateway are started here (not by the supervisor) so the gateway can be
-stopped and started again on the same port while the IDE keeps running.
+stopped and started again on the same port while the IDE keeps running. The IDE listens on a
+unix socket, as the supervisor runs it by default (supervisor/ide_socket.py).
 
 Scenario:
  1. Workbench open through the gateway (token flow), a file edited and saved, a terminal open.
@@ -19,6 +20,10 @@ Scenario:
 from __future__ import annotations
 
 import contextlib
+import shutil
+import socket
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -57,22 +62,48 @@ RESUME_TIMEOUT_S = 45.0
 _MARK = "window.__waiideNotReloaded"
 
 
+@pytest.fixture
+def ide_socket() -> Iterator[Path]:
+    """A socket path in a fresh 0700 directory, short enough for AF_UNIX (107 bytes)."""
+    directory = Path(tempfile.mkdtemp(prefix="waiide-test-"))
+    try:
+        yield directory / "waiide.sock"
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _wait_unix_http(path: Path, timeout_s: float) -> None:
+    """Until GET /healthz over the unix socket `path` gets any answer."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(OSError), \
+                socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # not listening yet
+            sock.settimeout(5)
+            sock.connect(str(path))
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            if sock.recv(16).startswith(b"HTTP/1."):
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"code-server not answering on {path} within {timeout_s}s")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
-def _code_server(base: Path, code_server: Path, workspace: Path, port: int) -> Iterator[None]:
-    """code-server as the supervisor runs it by default, on `port`."""
-    argv = [str(code_server), "--bind-addr", f"127.0.0.1:{port}", "--auth", "none",
+def _code_server(base: Path, code_server: Path, workspace: Path, sock: Path) -> Iterator[None]:
+    """code-server as the supervisor runs it by default, on the unix socket `sock`."""
+    argv = [str(code_server), "--socket", str(sock), "--socket-mode", "600", "--auth", "none",
             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
             str(workspace)]
-    with running_tree(argv, ide_env(base, code_server), log_path=base / "code-server.log",
-                      ready_url=f"http://127.0.0.1:{port}/healthz", ready_timeout_s=60):
+    with running_tree(argv, ide_env(base, code_server), log_path=base / "code-server.log"):
+        _wait_unix_http(sock, 60)
         yield
 
 
 @contextlib.contextmanager
-def _gateway(base: Path, port: int, ide_port: int) -> Iterator[str]:
+def _gateway(base: Path, port: int, sock: Path) -> Iterator[str]:
     """`python -m gateway` (token auth, 2 workers) on `port`; the same port each time."""
-    env = {"HOST": "127.0.0.1", "API_SERVER_PORT": str(port), "WAIIDE_HOST": "127.0.0.1",
-           "WAIIDE_PORT": str(ide_port), "GATEWAY_WORKERS": "2", "GATEWAY_AUTH": "token",
+    env = {"HOST": "127.0.0.1", "API_SERVER_PORT": str(port), "WAIIDE_SOCKET": str(sock),
+           "GATEWAY_WORKERS": "2", "GATEWAY_AUTH": "token",
            "GATEWAY_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
     with running([PYTHON, "-m", "gateway"], env, cwd=ROOT, log_path=base / "gateway.log",
                  ready_url=f"http://127.0.0.1:{port}/api/healthz", ready_timeout_s=60):
@@ -82,10 +113,10 @@ def _gateway(base: Path, port: int, ide_port: int) -> Iterator[str]:
 # About 50 s here: two gateway starts, two WebSocket closes, VS Code's retry schedule.
 @pytest.mark.timeout(180)
 def test_workbench_reconnects_by_itself_after_gateway_restart(
-        tmp_path: Path, code_server: Path, browser: Callable[..., Page]) -> None:
+        tmp_path: Path, code_server: Path, browser: Callable[..., Page], ide_socket: Path) -> None:
     workspace = make_workspace(tmp_path)
     saved = workspace / WORKSPACE_FILE
-    gateway_port, ide_port = free_port(), free_port()
+    gateway_port, ide_port = free_port(), ide_socket
     with _code_server(tmp_path, code_server, workspace, ide_port):
         page = browser()
         sockets = RemoteSockets(page)
@@ -119,9 +150,9 @@ def test_workbench_reconnects_by_itself_after_gateway_restart(
 
 
 def test_control_an_ide_restart_shows_cannot_reconnect(
-        tmp_path: Path, code_server: Path, browser: Callable[..., Page]) -> None:
+        tmp_path: Path, code_server: Path, browser: Callable[..., Page], ide_socket: Path) -> None:
     workspace = make_workspace(tmp_path)
-    gateway_port, ide_port = free_port(), free_port()
+    gateway_port, ide_port = free_port(), ide_socket
     page = browser()
     with _gateway(tmp_path, gateway_port, ide_port) as origin:
         with _code_server(tmp_path, code_server, workspace, ide_port):

@@ -104,7 +104,8 @@ def _code_server_env(server: WaiideServer) -> dict[str, str]:
     for proc in psutil.Process(server.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):  # a short-lived helper may be gone already
             argv = proc.cmdline()
-            if "--bind-addr" in argv and any("code-server" in arg for arg in argv):
+            if ("--bind-addr" in argv or "--socket" in argv) \
+                    and any("code-server" in arg for arg in argv):
                 return dict(proc.environ())
     raise server.hub.fail(f"no code-server among the server's processes: {server.snapshot()}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import http.client
 import json
 
@@ -71,10 +72,33 @@ def test_health_endpoints_stay_open(token_gateway: Server, path: str) -> None:
     assert get(token_gateway, path)[0].status in (200, 503)
 
 
-@pytest.mark.parametrize("path", ["/api/user", "/api/services"])
-def test_identity_endpoints_need_the_token(token_gateway: Server, path: str) -> None:
-    assert get(token_gateway, path)[0].status == 401
-    assert get(token_gateway, path, {"Authorization": f"token {TEST_TOKEN}"})[0].status == 200
+def test_user_endpoint_needs_the_token(token_gateway: Server) -> None:
+    assert get(token_gateway, "/api/user")[0].status == 401
+    assert get(token_gateway, "/api/user", {"Authorization": f"token {TEST_TOKEN}"})[0].status \
+        == 200
+
+
+@pytest.mark.parametrize("path", ["/api", "/api/status", "/api/services", "/api/healthz"])
+def test_anonymous_api_says_nothing_about_the_user_or_addresses(token_gateway: Server,
+                                                               path: str) -> None:
+    """The seed's manual checks (`curl :8091/api` ...) answer without a token, minimally."""
+    resp, body = get(token_gateway, path)
+    assert resp.status in (200, 503)
+    text = body.decode()
+    user = getpass.getuser()
+    for secret in (f'"{user}"', "127.0.0.1", str(token_gateway.port), '"pid"', "unix:", "url"):
+        assert secret not in text, (path, secret, text)
+
+
+def test_api_with_the_token_shows_the_full_view(token_gateway: Server) -> None:
+    auth = {"Authorization": f"token {TEST_TOKEN}"}
+    overview = json.loads(get(token_gateway, "/api", auth)[1])
+    assert overview["user"] == getpass.getuser()
+    assert "url" in overview["components"]["waiide"]
+    assert json.loads(get(token_gateway, "/api")[1])["name"] == "waiide-hub"
+    # a wrong token gets the anonymous view, not an error: the route is a health check
+    wrong = json.loads(get(token_gateway, "/api", {"Authorization": "token nope"})[1])
+    assert "user" not in wrong and "components" not in wrong
 
 
 async def test_websocket_needs_the_token(token_gateway: Server) -> None:

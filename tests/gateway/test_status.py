@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway.status import services_response, status_response
+from gateway.status import public_view, services_response, status_response
 from monitor.record import ComponentStatus, RecordReader, StatusRecord, StatusView
 
 NOW = 1700000010.0
@@ -87,3 +87,24 @@ def test_services() -> None:
     assert body["status"] == "degraded"
     code, body = services_response(StatusView(state="unknown", reason="corrupt: bad magic"), NOW)
     assert code == 200 and body["services"] == {} and body["reason"] == "corrupt: bad magic"
+
+
+def test_public_view_keeps_states_and_reasons_without_addresses() -> None:
+    down = ComponentStatus(name="waiide", state="down", last_probe_at=1700000008.0,
+                           reason="cannot connect to unix:/tmp/waiide-hub-0-8091/waiide.sock:"
+                                  "/healthz: [Errno 111] Connection refused")
+    jupyter = ComponentStatus(name="singleuser", state="down", last_probe_at=1700000008.0,
+                              reason="HTTP 503 from http://127.0.0.1:8090/user/alice/api")
+    code, body = status_response(view_of(down, jupyter, overall="unhealthy"), NOW)
+    public = public_view(body, "components")
+    assert code == 503
+    assert public["components"] == {
+        "waiide": {"state": "down",
+                   "reason": "cannot connect to <internal> [Errno 111] Connection refused"},
+        "singleuser": {"state": "down", "reason": "HTTP 503 from <internal>"}}
+    assert public["status"] == "unhealthy" and public["healthy"] is False
+    assert "alice" not in json.dumps(public) and "8090" not in json.dumps(public)
+    _, services = services_response(view_of(IDE, SINGLEUSER_DOWN, overall="degraded"), NOW)
+    assert public_view(services, "services")["services"] == {
+        "waiide": {"state": "up", "reason": None},
+        "singleuser": {"state": "down", "reason": "no answer within 2s"}}

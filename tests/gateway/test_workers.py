@@ -16,13 +16,18 @@ from tests.conftest import Server, gateway_process
 
 
 def workers(server: Server) -> set[int]:
-    """Pids of the gateway's worker processes (Sanic spawns them with multiprocessing)."""
+    """Pids of the gateway's worker processes: the children that hold the listening socket.
+
+    Sanic forks them (gateway/__main__.py), so their command line and environment are the main
+    process's; its other child, the sync manager, is forked before the socket is bound.
+    """
     leader = psutil.Process(server.pid)
     found = set()
     for proc in leader.children():
         try:
-            if proc.status() != psutil.STATUS_ZOMBIE and \
-                    proc.environ().get("SANIC_WORKER_NAME", "").startswith("Sanic-Server-"):
+            if proc.status() != psutil.STATUS_ZOMBIE and any(
+                    c.status == psutil.CONN_LISTEN and c.laddr.port == server.port
+                    for c in proc.net_connections(kind="tcp")):
                 found.add(proc.pid)
         except psutil.Error:  # exited meanwhile
             continue

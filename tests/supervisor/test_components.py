@@ -33,8 +33,10 @@ def test_full_mode_standalone(tmp_path: Path) -> None:
     # Jupyter's proxy goes through the gateway, so the gateway starts before it.
     assert list(children) == ["waiide", "gateway", "singleuser", "monitor"]
     jupyter = children["singleuser"]
+    # Jupyter serves the IDE's folder (WAIIDE_WORKSPACE, the home by default)
     assert jupyter.argv == ("/py", "-m", "jupyter_server", "--ip=0.0.0.0", "--port=8090",
-                            "--no-browser", "--ServerApp.port_retries=0")
+                            "--no-browser", "--ServerApp.port_retries=0",
+                            "--ServerApp.root_dir=/home/alice")
     assert jupyter.env["JUPYTER_TOKEN"] == "jt"
     assert jupyter.env["JUPYTER_CONFIG_PATH"] == str(tmp_path / "jupyter")
     assert jupyter.ready is not None and jupyter.ready.url == "http://127.0.0.1:8090/api"
@@ -59,7 +61,7 @@ def test_jupyter_server_proxy_goes_through_the_gateway_with_the_secret(tmp_path:
 
 
 def test_waiide_does_not_see_ports_or_internal_secrets(tmp_path: Path) -> None:
-    waiide = specs(tmp_path, {**USER_ENV, "DEBUG": "1"})["waiide"]
+    waiide = specs(tmp_path, {**USER_ENV, "DEBUG": "1", "WAIIDE_PORT": "8080"})["waiide"]
     # code-server lets $PORT and $CODE_SERVER_HOST override --bind-addr
     for hidden in ("PORT", "CODE_SERVER_HOST", "JUPYTER_TOKEN", "GATEWAY_TOKEN",
                    "PROMETHEUS_MULTIPROC_DIR"):
@@ -113,7 +115,8 @@ def test_under_a_hub_as_root_with_spawner_args(tmp_path: Path) -> None:
     children = specs(tmp_path, hub, euid=0, args=("--allow-root", "--SingleUserApp.x=1"))
     jupyter = children["singleuser"]
     assert jupyter.argv == ("/py", "-m", "jupyterhub.singleuser", "--ip=0.0.0.0", "--port=8888",
-                            "--no-browser", "--ServerApp.port_retries=0", "--allow-root",
+                            "--no-browser", "--ServerApp.port_retries=0",
+                            "--ServerApp.root_dir=/home/alice", "--allow-root",
                             "--SingleUserApp.x=1")
     assert jupyter.ready is not None
     assert jupyter.ready.url == "http://127.0.0.1:8888/user/al/api"
@@ -126,3 +129,24 @@ def test_under_a_hub_as_root_with_spawner_args(tmp_path: Path) -> None:
 def test_user_jupyter_config_path_is_kept_after_ours(tmp_path: Path) -> None:
     jupyter = specs(tmp_path, {**USER_ENV, "JUPYTER_CONFIG_PATH": "/etc/extra"})["singleuser"]
     assert jupyter.env["JUPYTER_CONFIG_PATH"] == f"{tmp_path / 'jupyter'}:/etc/extra"
+
+
+def test_ide_heap_capped_from_the_memory_limit_and_the_monitor_told(tmp_path: Path) -> None:
+    children = specs(tmp_path, {**USER_ENV, "WAIIDE_MEMORY_LIMIT": "2G"})
+    assert children["waiide"].env["NODE_OPTIONS"] == "--max-old-space-size=1024"
+    assert children["monitor"].env["WAIIDE_MEMORY_LIMIT"] == str(2 << 30)
+    # a cap the user chose is kept
+    own = specs(tmp_path, {**USER_ENV, "WAIIDE_MEMORY_LIMIT": "2G",
+                           "NODE_OPTIONS": "--max-old-space-size=3000"})
+    assert own["waiide"].env["NODE_OPTIONS"] == "--max-old-space-size=3000"
+
+
+def test_ide_on_the_private_socket_by_default(tmp_path: Path) -> None:
+    children = specs(tmp_path, USER_ENV)
+    waiide = children["waiide"]
+    assert waiide.ready is not None and waiide.ready.unix_socket is not None
+    sock = waiide.ready.unix_socket
+    assert waiide.argv[1:5] == ("--socket", sock, "--socket-mode", "600")
+    assert waiide.stale_sockets == (sock,)
+    assert children["gateway"].env["WAIIDE_SOCKET"] == sock
+    assert children["monitor"].env["WAIIDE_SOCKET"] == sock

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from common.errors import ConfigError
@@ -22,12 +24,18 @@ def test_defaults() -> None:
     config = load()
     assert config.mode is Mode.FULL and not config.under_hub
     assert (config.host, config.port, config.api_port) == ("0.0.0.0", 8090, 8091)
-    assert (config.waiide_host, config.waiide_port, config.waiide_socket) == (
-        "127.0.0.1", 8080, None)
+    # The IDE is on a private unix socket unless TCP is asked for (supervisor.ide_socket).
+    sock = f"/tmp/waiide-hub-{os.getuid()}-8091/waiide.sock"
+    assert (config.waiide_socket, config.waiide_socket_default) == (sock, True)
     assert config.waiide_argv == (
-        f"{HOME}/.cache/waiide-hub/code-server/bin/code-server", "--bind-addr",
-        "127.0.0.1:8080", "--auth", "none", "--disable-telemetry", "--disable-update-check",
-        "--disable-workspace-trust", HOME)
+        f"{HOME}/.cache/waiide-hub/code-server/bin/code-server", "--socket", sock,
+        "--socket-mode", "600", "--auth", "none", "--disable-telemetry",
+        "--disable-update-check", "--disable-workspace-trust",
+        "--disable-getting-started-override",
+        "--user-data-dir", f"{HOME}/.local/share/code-server", "--abs-proxy-base-path", "/WAIIDE",
+        HOME)
+    assert config.workspace == HOME
+    assert config.credentials_dir == f"{HOME}/.local/share/waiide-hub"
     assert config.waiide_default_command
     assert config.waiide_ready_path == "/healthz"
     assert config.waiide_ready_timeout_s == 120.0
@@ -57,13 +65,41 @@ def test_waiide_command_placeholders_and_quoting() -> None:
 
 def test_socket_default_command_and_placeholder() -> None:
     config = load(WAIIDE_SOCKET="/run/ide.sock", WAIIDE_HUB_HOME="/opt/hub",
-                  WAIIDE_WORKSPACE="/srv/work", DEBUG="true")
+                  WAIIDE_WORKSPACE="/srv/work", DEBUG="true", XDG_DATA_HOME="/data",
+                  JUPYTERHUB_SERVICE_PREFIX="/user/al/")
     assert config.waiide_argv == (
         "/opt/hub/code-server/bin/code-server", "--socket", "/run/ide.sock", "--socket-mode",
         "600", "--auth", "none", "--disable-telemetry", "--disable-update-check",
-        "--disable-workspace-trust", "--log", "debug", "/srv/work")
+        "--disable-workspace-trust", "--disable-getting-started-override",
+        "--user-data-dir", "/data/code-server", "--abs-proxy-base-path", "/user/al/WAIIDE",
+        "--log", "debug", "/srv/work")
+    assert not config.waiide_socket_default  # a named socket's directory is the user's business
+    assert config.credentials_dir == "/data/waiide-hub"
     custom = load(WAIIDE_SOCKET="/run/ide.sock", WAIIDE_COMMAND="ide --socket={socket}")
     assert custom.waiide_argv == ("ide", "--socket=/run/ide.sock")
+
+
+def test_tcp_only_when_asked_for_and_then_a_warning() -> None:
+    for asked in ({"WAIIDE_PORT": "8123"}, {"WAIIDE_HOST": "127.0.0.1"},
+                  {"WAIIDE_COMMAND": "ide --port {port}"}):
+        config = load(**asked)
+        assert config.waiide_socket is None, asked
+        assert any("every process on this machine" in note for note in config.notes), asked
+    # a command that uses {socket} gets the private default socket
+    custom = load(WAIIDE_COMMAND="ide --socket={socket}", XDG_RUNTIME_DIR="/run/user/1000")
+    assert custom.waiide_argv == ("ide", "--socket=/run/user/1000/waiide-hub-8091/waiide.sock")
+    assert custom.notes == ()
+
+
+def test_socket_placeholder_with_tcp_asked_for_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="uses {socket} but WAIIDE_SOCKET is not set"):
+        load(WAIIDE_COMMAND="ide --socket {socket}", WAIIDE_PORT="8123")
+
+
+def test_memory_limit_from_the_variable() -> None:
+    assert load(WAIIDE_MEMORY_LIMIT="2G").waiide_memory_limit == 2 << 30
+    with pytest.raises(ConfigError, match="WAIIDE_MEMORY_LIMIT"):
+        load(WAIIDE_MEMORY_LIMIT="lots")
 
 
 def test_ipv6_loopback_waiide_host() -> None:
@@ -122,7 +158,7 @@ def test_prefix_gets_a_trailing_slash() -> None:
     ("WAIIDE_SOCKET", "relative.sock", "Use an absolute path"),
     ("WAIIDE_SOCKET", "/" + "s" * 120, "limited to 107 bytes"),
     ("WAIIDE_COMMAND", "ide 'unclosed", "Not a valid shell-like command"),
-    ("WAIIDE_COMMAND", "ide --socket {socket}", "WAIIDE_SOCKET is not set"),
+    ("WAIIDE_MEMORY_LIMIT", "-1", "Not a valid size in bytes"),
     ("WAIIDE_READY_PATH", "healthz", "Must start with '/'"),
     ("WAIIDE_READY_TIMEOUT", "-1", "Not a valid number of seconds"),
     ("WAIIDE_READY_TIMEOUT", "inf", "Not a valid number of seconds"),
