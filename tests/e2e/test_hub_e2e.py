@@ -43,6 +43,7 @@ import psutil
 import pytest
 from yarl import URL
 
+from tests.e2e.conftest import ServerSlot
 from tests.e2e.hub import BROWSER_ACCEPT, SERVER_NAME, HubProcess, browser_session, login
 from tests.e2e.servers import STOP_TIMEOUT_S, WaiideServer, stop, wait_gateway_healthy
 
@@ -356,11 +357,15 @@ def server_log_problems(log: str) -> list[str]:
     return problems
 
 
-def test_server_ran_and_stopped_cleanly(hub: HubProcess, server: WaiideServer) -> None:
+def test_server_ran_and_stopped_cleanly(hub: HubProcess, server_slot: ServerSlot) -> None:
     """Everything above is normal use: no component may log an error, and the stop through
-    the hub must end every child gracefully (SIGTERM, exit 0), not by the SIGKILL deadline."""
-    if hub.api.server(server.user) is not None:  # run on its own (-k): stop it here
-        stop(server)
+    the hub must end every child gracefully (SIGTERM, exit 0), not by the SIGKILL deadline.
+
+    After the other tests this checks the servers they ran (without spawning another); on its
+    own it runs a server first, so there is always a run and a stop to check."""
+    if server_slot.current is None:
+        server_slot.running()
+    server_slot.stop()
     problems = server_log_problems(hub.log.read_text(errors="replace"))
     assert not problems, (
         f"{len(problems)} problem line(s) in the server's log ({hub.log}):\n"
