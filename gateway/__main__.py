@@ -6,12 +6,14 @@ with the message (the supervisor checks every child this way before starting any
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 
 from common.errors import ConfigError
 from common.exits import ExitCode
 from gateway.config import GatewayConfig
+from gateway.metrics_dir import own_metrics_dir
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,9 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.CONFIG_ERROR
     if "--check-config" in args:
         return ExitCode.OK
-    from gateway.serve import run  # Sanic and the app only when serving (see gateway.serve)
+    # The metrics directory goes into the environment before prometheus_client is imported:
+    # it picks its mode at import, and forked workers inherit the main process's import.
+    with own_metrics_dir(config) as made:
+        if made is not None:
+            config = dataclasses.replace(config, multiproc_dir=str(made))
+        from gateway.serve import run  # Sanic and the app only when serving (gateway.serve)
 
-    return run(config)
+        return run(config)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ With more than one worker and no PROMETHEUS_MULTIPROC_DIR, every worker would ke
 registry and /metrics would show whichever worker answered the scrape. The main process then
 makes the directory `common.metrics_dir` derives (uid + API_SERVER_PORT; a monitor started
 beside it finds the same one), empties it of earlier runs' files, and puts it in the environment
-*before* the workers start: prometheus_client picks its mode from that variable when a worker
-first imports it. The directory is removed at exit. Called only from `main()`.
+*before* anything imports prometheus_client: it picks its mode from that variable at import,
+and forked workers inherit the main process's import. The directory is removed at exit. Called
+only from `gateway.__main__.main()`, before it imports the serving code.
 """
 
 from __future__ import annotations

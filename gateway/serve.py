@@ -6,7 +6,6 @@ Imported by `gateway.__main__` only after the settings passed, so `python -m gat
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import socket
 import sys
@@ -22,7 +21,6 @@ from gateway.config import AuthMode, GatewayConfig
 from gateway.edge.protocol import StrictHttpProtocol
 from gateway.listen import bind_listener
 from gateway.metrics import mark_process_dead
-from gateway.metrics_dir import own_metrics_dir
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
 from gateway.workers import WorkerKeeper
 
@@ -58,13 +56,10 @@ def run(config: GatewayConfig) -> int:
     except ConfigError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return ExitCode.CONFIG_ERROR
-    with own_metrics_dir(config) as made:
-        if made is not None:
-            config = dataclasses.replace(config, multiproc_dir=str(made))
-        print(_banner(config), file=sys.stderr, flush=True)
-        print(f"gateway: {config.workers} worker(s): {config.workers_reason}", file=sys.stderr,
-              flush=True)
-        _serve(config, api_sock, main_sock)
+    print(_banner(config), file=sys.stderr, flush=True)
+    print(f"gateway: {config.workers} worker(s): {config.workers_reason}", file=sys.stderr,
+          flush=True)
+    _serve(config, api_sock, main_sock)
     return ExitCode.OK
 
 

@@ -136,7 +136,8 @@ def test_the_cookie_holds_no_token_and_depends_on_it() -> None:
     assert AUTH.cookie_value != TokenAuth("other", PORT).cookie_value
     assert AUTH.cookie_name != TokenAuth(TOKEN, 9000).cookie_name
     header = AUTH.cookie_header(secure=True)
-    assert header == f"{OURS}; Path=/; HttpOnly; SameSite=Lax; Secure"
+    # Kept 14 days: the token survives restarts, so a tab reconnects with its cookie (issue 14).
+    assert header == f"{OURS}; Path=/; Max-Age=1209600; HttpOnly; SameSite=Lax; Secure"
 
 
 # ---- InternalHop -----------------------------------------------------------------------------
