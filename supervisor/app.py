@@ -12,6 +12,7 @@ from supervisor.config import Mode, SupervisorConfig
 from supervisor.errors import ExitCode
 from supervisor.process import ChildProcess
 from supervisor.rundir import RunDir
+from supervisor.runtime_file import RuntimeFile
 from supervisor.status_file import ComponentsFile
 from supervisor.supervisor import Supervisor
 
@@ -35,11 +36,12 @@ def run(config: SupervisorConfig, extra_args: Sequence[str] = ()) -> ExitCode:
     except OSError as exc:
         logger.error("cannot prepare the run directories: %s", exc)
         return ExitCode.STARTUP_FAILURE
+    runtime_file = RuntimeFile(config)
     try:
         specs = build_specs(config, run_dir.paths, extra_args)
         components = ComponentsFile(run_dir.paths.components_file)
         supervisor = Supervisor(specs, ChildProcess, on_change=components.write,
-                                on_ready=lambda: _log_banner(config))
+                                on_ready=lambda: _on_ready(config, runtime_file))
         logger.info("supervisor [%d] starting %s", os.getpid(),
                     ", ".join(spec.name for spec in specs))
         with supervisor.capture_signals():
@@ -47,9 +49,11 @@ def run(config: SupervisorConfig, extra_args: Sequence[str] = ()) -> ExitCode:
         logger.info("supervisor [%d] exiting with %d (%s)", os.getpid(), code, code.name)
         return code
     finally:
+        runtime_file.remove()
         run_dir.cleanup()
 
 
-def _log_banner(config: SupervisorConfig) -> None:
+def _on_ready(config: SupervisorConfig, runtime_file: RuntimeFile) -> None:
+    runtime_file.publish()
     for line in banner_lines(config):
         logger.info("%s", line)
