@@ -41,18 +41,17 @@ COPY pyproject.toml README.md supervisor_main.py ./
 COPY gateway ./gateway
 COPY monitor ./monitor
 COPY supervisor ./supervisor
-COPY scripts/setup.sh scripts/entrypoint-jupyterhub.sh scripts/image-constraints.txt ./scripts/
+COPY scripts/setup.sh scripts/entrypoint-jupyterhub.sh scripts/image-constraints.txt \
+     scripts/image-slim.sh scripts/test_api.py ./scripts/
 
 # The venv at ${APP_DIR}/.venv (the pinned versions of scripts/image-constraints.txt plus the
 # requested JupyterHub), code-server and Node 24 under ${WAIIDE_HUB_HOME}; then what the runtime
-# does not need: download caches, node-gyp's object files, Node's C headers.
+# never loads (scripts/image-slim.sh: other platforms' binaries, build by-products, caches).
 RUN printf 'jupyterhub==%s\n' "${JUPYTERHUB_VERSION}" > /tmp/jupyterhub-constraint.txt \
     && PIP_CONSTRAINT="/tmp/jupyterhub-constraint.txt ${APP_DIR}/scripts/image-constraints.txt" \
         bash scripts/setup.sh run \
     && .venv/bin/python -c "import jupyterhub, sys; sys.exit(jupyterhub.__version__ != '${JUPYTERHUB_VERSION}')" \
-    && find "${WAIIDE_HUB_HOME}" -depth -type d -name obj.target -exec rm -rf {} + \
-    && rm -rf "${WAIIDE_HUB_HOME}"/node-24/node_modules/node/node_modules/node-linux-*/include \
-        /root/.npm /root/.cache "${APP_DIR}"/*.egg-info/SOURCES.txt
+    && bash scripts/image-slim.sh "${WAIIDE_HUB_HOME}"
 
 FROM python:3.11-slim-bookworm
 
@@ -77,6 +76,7 @@ ENV APP_DIR=/srv/waiide-hub \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         tini libgssapi-krb5-2 git openssh-client less ca-certificates \
+    && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
 # The conventional Jupyter user (docker-stacks, z2jh default uid 1000 and fsGid 100). The

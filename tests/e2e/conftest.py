@@ -1,11 +1,11 @@
-"""Fixtures for the end-to-end tests: a real hub per mode, and alice's named server `waiide` on it.
+"""Fixtures for the end-to-end tests: a real hub per mode, and alice's default server on it.
 
 `hub` is session-scoped and parametrized over the two modes (full: USE_ALL_COMPONENTS=true,
 lightweight: false), so pytest runs every test of one mode against one hub, then starts the other
 hub: the hub of a mode starts once, and its teardown (SIGTERM, then killing anything left) fails
 the run if CHP or any process of any server had to be killed.
 
-`server` spawns alice's `waiide` server through the REST API and records its process tree. Tests
+`server` spawns alice's (default) server through the REST API and records its process tree. Tests
 in a module run in file order within a mode, so the test that stops the server comes last; the
 fixture's teardown stops it too if it still runs, and checks the processes are gone.
 """
