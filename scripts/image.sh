@@ -9,6 +9,9 @@
 #                                    skipped when an image built from the same inputs exists
 #   scripts/image.sh inputs-hash     the hash the build is labelled with
 #   scripts/image.sh conf            the path to export as CONTAINERS_CONF for podman
+#   scripts/image.sh hub-venv        a venv for a hub that spawns the image (the tests'):
+#                                    JupyterHub as in the image (JUPYTERHUB_VERSION) and
+#                                    DockerSpawner; `hub-python` prints its interpreter
 #
 # Why each step is needed here: /work/shared/reference/container-build.md (no Docker Hub, no
 # CAP_SYS_RESOURCE for the default ulimits, hybrid cgroups, registries behind TLS inspection).
@@ -27,6 +30,10 @@ NPMRC="$CONF_DIR/npmrc"
 BASE_IMAGE="python:3.11-slim-bookworm"
 BASE_REFS=("localhost/$BASE_IMAGE" "docker.io/library/$BASE_IMAGE")
 DEFAULT_TAG="localhost/waiide-hub:test"
+# The Dockerfile's default JupyterHub (its ARG), unless JUPYTERHUB_VERSION says otherwise.
+HUB_VERSION="${JUPYTERHUB_VERSION:-$(sed -n 's/^ARG JUPYTERHUB_VERSION=//p' "$ROOT/Dockerfile")}"
+DOCKERSPAWNER_VERSION="14.0.0"
+HUB_VENV="$HUB_HOME/hub-$HUB_VERSION-dockerspawner-$DOCKERSPAWNER_VERSION"
 INPUTS_LABEL="org.waiide-hub.inputs"
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 # What the Dockerfile copies into the image: a change to any of these means a new build.
@@ -162,13 +169,25 @@ build() {
     podman image prune -f >/dev/null 2>&1 || true
 }
 
+hub_venv() {
+    local want="jupyterhub==$HUB_VERSION dockerspawner==$DOCKERSPAWNER_VERSION"
+    [ -f "$HUB_VENV/.stamp" ] && [ "$(cat "$HUB_VENV/.stamp")" = "$want" ] && return 0
+    log "hub venv: $want into $HUB_VENV"
+    [ -x "$HUB_VENV/bin/python" ] || python3 -m venv "$HUB_VENV"
+    # shellcheck disable=SC2086  # two requirement specifiers
+    "$HUB_VENV/bin/python" -m pip install -q --disable-pip-version-check $want
+    echo "$want" > "$HUB_VENV/.stamp"
+}
+
 case "${1:-}" in
     setup) setup ;;
+    hub-venv) hub_venv ;;
+    hub-python) echo "$HUB_VENV/bin/python" ;;
     build) build "${2:-}" ;;
     inputs-hash) inputs_hash ;;
     conf) echo "$CONF" ;;
     *)
-        echo "usage: $0 setup|build [TAG]|inputs-hash|conf" >&2
+        echo "usage: $0 setup|build [TAG]|inputs-hash|conf|hub-venv|hub-python" >&2
         exit 2
         ;;
 esac

@@ -20,8 +20,9 @@ $WAIIDE_HUB_RUNTIME_DIR/stack-<API_SERVER_PORT>.json, default
 
 Credentials, sent as `Authorization: token …`: `--token`, else GATEWAY_TOKEN, else
 JUPYTERHUB_API_TOKEN, else the runtime file's gateway token. The main port takes
-`--main-token`, else JUPYTER_TOKEN, else the runtime file's main token (a standalone full-mode
-stack has its own Jupyter token), else the gateway's. Arguments and variables win over the file.
+`--main-token`, else JUPYTER_TOKEN, else `--token`, else JUPYTERHUB_API_TOKEN, else the runtime
+file's main token (a standalone full-mode stack has its own Jupyter token), else the gateway's.
+Arguments and variables win over the file.
 
 Exit code: 0 when every check passed, 1 when any failed, 2 on a usage error.
 Standard library only; every request has a timeout; HTTP proxies in the environment are ignored.
@@ -369,9 +370,10 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
                  or f"http://127.0.0.1:{environ.get('PORT') or 8090}")
     args.prefix = (args.prefix or environ.get("JUPYTERHUB_SERVICE_PREFIX") or stack.get("prefix")
                    or "/")
-    args.token = _first(args.token, environ.get("GATEWAY_TOKEN"),
+    given = args.token  # an explicit --token counts for both ports
+    args.token = _first(given, environ.get("GATEWAY_TOKEN"),
                         environ.get("JUPYTERHUB_API_TOKEN"), stack.get("gateway_token"))
-    args.main_token = _first(args.main_token, environ.get("JUPYTER_TOKEN"),
+    args.main_token = _first(args.main_token, environ.get("JUPYTER_TOKEN"), given,
                              environ.get("JUPYTERHUB_API_TOKEN"), stack.get("main_token"),
                              args.token)
     return args
