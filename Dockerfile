@@ -20,6 +20,8 @@ FROM python:3.11-slim-bookworm AS builder
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 ARG JUPYTERHUB_VERSION
+# true: keep the GitHub Copilot agent SDK's native runtime (113 MB; see scripts/image-slim.sh).
+ARG KEEP_COPILOT_SDK=false
 ENV APP_DIR=/srv/waiide-hub \
     WAIIDE_HUB_HOME=/opt/waiide-hub \
     PIP_NO_CACHE_DIR=1 \
@@ -37,7 +39,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR ${APP_DIR}
-COPY pyproject.toml README.md supervisor_main.py ./
+COPY pyproject.toml supervisor_main.py ./
 COPY gateway ./gateway
 COPY monitor ./monitor
 COPY supervisor ./supervisor
@@ -47,11 +49,15 @@ COPY scripts/setup.sh scripts/entrypoint-jupyterhub.sh scripts/image-constraints
 # The venv at ${APP_DIR}/.venv (the pinned versions of scripts/image-constraints.txt plus the
 # requested JupyterHub), code-server and Node 24 under ${WAIIDE_HUB_HOME}; then what the runtime
 # never loads (scripts/image-slim.sh: other platforms' binaries, build by-products, caches).
-RUN printf 'jupyterhub==%s\n' "${JUPYTERHUB_VERSION}" > /tmp/jupyterhub-constraint.txt \
+# (pyproject.toml names README.md as the long description: a one-line stand-in does, so editing
+# the README does not change the image.)
+RUN printf 'WAIIDE Hub: see the repository README.\n' > README.md \
+    && printf 'jupyterhub==%s\n' "${JUPYTERHUB_VERSION}" > /tmp/jupyterhub-constraint.txt \
     && PIP_CONSTRAINT="/tmp/jupyterhub-constraint.txt ${APP_DIR}/scripts/image-constraints.txt" \
         bash scripts/setup.sh run \
     && .venv/bin/python -c "import jupyterhub, sys; sys.exit(jupyterhub.__version__ != '${JUPYTERHUB_VERSION}')" \
-    && bash scripts/image-slim.sh "${WAIIDE_HUB_HOME}"
+    && KEEP_COPILOT_SDK="${KEEP_COPILOT_SDK}" bash scripts/image-slim.sh "${WAIIDE_HUB_HOME}" \
+        "${APP_DIR}/.venv"
 
 FROM python:3.11-slim-bookworm
 
@@ -71,9 +77,13 @@ ENV APP_DIR=/srv/waiide-hub \
     PYTHONUNBUFFERED=1
 
 # tini: PID 1 (reaps zombies, forwards signals). libgssapi-krb5-2: the kerberos module's runtime
-# library. git, openssh-client, less: what people expect from a terminal in the IDE.
+# library. git, openssh-client, less: what people expect from a terminal in the IDE. Their
+# documentation, manual pages and message translations are left out (copyright files stay).
 # hadolint ignore=DL3008
-RUN apt-get update \
+RUN printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/locale/*' \
+        > /etc/dpkg/dpkg.cfg.d/waiide-hub-slim \
+    && apt-get update \
     && apt-get install -y --no-install-recommends \
         tini libgssapi-krb5-2 git openssh-client less ca-certificates \
     && apt-get clean \

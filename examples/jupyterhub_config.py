@@ -19,8 +19,8 @@ API with `podman system service unix:///run/podman/podman.sock`, point DOCKER_HO
 use podman's slirp4netns network, which lets a container reach the host's loopback, so the hub
 listens on 127.0.0.1 only:
 
-    c.JupyterHub.hub_bind_url = "http://127.0.0.1:8081"
-    c.JupyterHub.hub_connect_url = "http://10.0.2.2:8081"     # slirp4netns: the host's loopback
+    c.JupyterHub.hub_bind_url = c.JupyterHub.hub_connect_url = "http://127.0.0.1:8081"
+    c.DockerSpawner.hub_connect_url = "http://10.0.2.2:8081"  # slirp4netns: the host's loopback
     c.DockerSpawner.network_name = "slirp4netns:allow_host_loopback=true"
     c.DockerSpawner.use_internal_ip = False                   # reach it by its published port
 

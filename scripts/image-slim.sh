@@ -7,11 +7,19 @@
 #   - node-gyp's intermediate files (build/Release/obj*, .deps; the *.node modules stay);
 #   - source maps (*.map: for debugging code-server itself);
 #   - Node's C headers (only node-gyp needs them) and the symbol table of the node binary;
+#   - in the venv: the hub's own web assets (share/jupyterhub/static: the single-user server
+#     never serves them), packages' test suites, symbol tables of extension modules, debugpy's
+#     helpers for Windows and macOS;
 #   - the download caches.
-# Usage: image-slim.sh WAIIDE_HUB_HOME
+# And one feature, to keep the image under 1 GB: the native runtime of the GitHub Copilot agent
+# SDK (@github/copilot-sdk-linux-*, 113 MB), which only Copilot CLI agent sessions load (they
+# need a GitHub Copilot subscription and github.com anyway). Copilot Chat, a built-in extension,
+# stays. Build with `--build-arg KEEP_COPILOT_SDK=true` to keep it.
+# Usage: image-slim.sh WAIIDE_HUB_HOME VENV
 set -euo pipefail
 
 HUB_HOME="$1"
+VENV="$2"
 case "$(uname -m)" in
     x86_64) ARCH=x64 ;;
     aarch64) ARCH=arm64 ;;
@@ -28,6 +36,10 @@ find "$HUB_HOME" -depth -type d -path '*/node_modules/*' \
     -not -name "$KEEP" -not -name "node-$KEEP" -prune -exec rm -rf {} +
 find "$HUB_HOME" -depth -type d -path '*/node_modules/*' -name 'copilot-sdk-linuxmusl-*' \
     -prune -exec rm -rf {} +
+if [ "${KEEP_COPILOT_SDK:-false}" != true ]; then
+    find "$HUB_HOME" -depth -type d -path '*/node_modules/@github/*' -name 'copilot-sdk-linux-*' \
+        -prune -exec rm -rf {} +
+fi
 if [ "$ARCH" = x64 ]; then
     find "$HUB_HOME" -depth -type d -path '*/node_modules/*/bin/*' -name arm64 -prune -exec rm -rf {} +
 else
@@ -53,3 +65,13 @@ done
 
 rm -rf /root/.npm /root/.cache
 echo "image-slim: $HUB_HOME ${before} MB -> $(du -sm "$HUB_HOME" | cut -f1) MB" >&2
+
+# The venv.
+before="$(du -sm "$VENV" | cut -f1)"
+site="$(echo "$VENV"/lib/python3*/site-packages)"
+rm -rf "$VENV/share/jupyterhub/static" "$site/tornado/test"
+find "$site" -depth -type d -name tests -prune -exec rm -rf {} +
+find "$site/debugpy" -type f \( -name '*.dll' -o -name '*.dylib' -o -name '*.exe' -o -name '*.pdb' \) \
+    -delete 2>/dev/null || true
+find "$site" -type f -name '*.so' -exec strip --strip-unneeded {} + 2>/dev/null || true
+echo "image-slim: $VENV ${before} MB -> $(du -sm "$VENV" | cut -f1) MB" >&2

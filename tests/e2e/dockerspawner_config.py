@@ -24,8 +24,8 @@ RUN_DIR = Path(os.environ["JH_RUN_DIR"])
 HUB_PORT = int(os.environ["JH_HUB_PORT"])
 
 # The example's podman variant (its docstring), on this test's ports.
-c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{HUB_PORT}"
-c.JupyterHub.hub_connect_url = f"http://10.0.2.2:{HUB_PORT}"
+c.JupyterHub.hub_bind_url = c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{HUB_PORT}"
+c.DockerSpawner.hub_connect_url = f"http://10.0.2.2:{HUB_PORT}"  # the containers' way there
 c.DockerSpawner.network_name = "slirp4netns:allow_host_loopback=true"
 c.DockerSpawner.use_internal_ip = False
 
@@ -42,5 +42,5 @@ c.Authenticator.allowed_users = {"alice"}
 c.JupyterHub.services = [{"name": "e2e", "api_token": os.environ["JH_TEST_TOKEN"]}]
 c.JupyterHub.load_roles = [{
     "name": "e2e-driver", "services": ["e2e"],
-    "scopes": ["admin:users", "admin:servers", "tokens", "access:servers"],
+    "scopes": ["admin:users", "admin:servers", "admin:server_state", "tokens", "access:servers"],
 }]

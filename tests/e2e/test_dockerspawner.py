@@ -97,6 +97,8 @@ def _request(method: str, url: str, token: str, body: Any = None,
     except urllib.error.HTTPError as exc:
         with exc:
             status, raw = exc.code, exc.read()
+    except OSError as exc:  # not listening (yet): no HTTP status
+        return 0, str(exc)
     try:
         return status, (json.loads(raw) if raw.strip() else None)
     except ValueError:
@@ -198,7 +200,7 @@ def _login(page: Page, hub: Hub) -> None:
 def _track_container(hub: Hub) -> str:
     model = _wait(lambda: (hub.server() or {}).get("ready") and hub.server(), SPAWN_TIMEOUT_S,
                   "ready server", hub)
-    container = str(model["state"]["container_id"])
+    container = str(model["state"]["object_id"])  # DockerSpawner's container id
     hub.containers.add(container)
     return container
 
