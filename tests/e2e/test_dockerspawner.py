@@ -10,6 +10,8 @@ One scenario, in order, as a user and an admin would live it:
  1. alice logs in with the hub's form in Chromium; the hub starts her (default) server and she
     lands in the IDE at /user/alice/WAIIDE/, connected (the Explorer lists her home). The time
     from the login to a connected IDE is the spawn-to-IDE time (test-artifacts/dockerspawner/).
+    The container's port is published on 127.0.0.1 only, and `python3 scripts/test_api.py` in
+    the server (its environment, no arguments) passes.
  2. /user/alice/lab is JupyterLab, whose launcher shows the WAIIDE tile; the tile opens the IDE
     in a new tab.
  3. A file saved in her home through the server, then the server stopped through the hub: the
@@ -220,6 +222,11 @@ def test_dockerspawner_end_to_end(hub: Hub, tmp_path: Path) -> None:
         container = _track_container(hub)
         bindings = json.loads(podman("inspect", container).stdout)[0]["HostConfig"]["PortBindings"]
         assert [b["HostIp"] for b in bindings["8090/tcp"]] == ["127.0.0.1"], bindings
+        # The seed's quick test, in a terminal of the server (its environment, no arguments).
+        quick = podman("exec", container, "python3", "/srv/waiide-hub/scripts/test_api.py",
+                       check=False)
+        assert quick.returncode == 0, quick.stdout + quick.stderr
+        assert "under JupyterHub" in quick.stdout
 
         # ---- 2: Lab with the WAIIDE tile, which opens the IDE -------------------------------
         started = time.monotonic()
