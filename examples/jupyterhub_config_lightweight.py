@@ -6,7 +6,7 @@ USE_ALL_COMPONENTS=false runs WAIIDE, the gateway and the monitor only. The gate
 serves PORT as this server's JupyterHub endpoint: it answers the hub's readiness check at
 {prefix}api, logs the browser in through the hub's OAuth flow ({prefix}oauth_callback), serves the
 IDE at {prefix}WAIIDE/ and its API at {prefix}api/status, {prefix}api/user, {prefix}api/services.
-So everything is reachable through the hub at /user/{name}/waiide/... with no second port, and
+So everything is reachable through the hub at /user/{name}/... with no second port, and
 the container starts faster and smaller (no Jupyter server). What is lost: Jupyter itself
 (notebooks, kernels, its REST API) and jupyter-server-proxy's /proxy/<port>/ routes.
 """

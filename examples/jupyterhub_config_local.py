@@ -1,9 +1,10 @@
-"""A JupyterHub on this machine that spawns WAIIDE Hub as each user's named server `waiide`.
+"""A JupyterHub on this machine that spawns WAIIDE Hub as each user's (default) server.
 
 For development and the end-to-end tests: no Docker, no UNIX users. The hub, the real
 configurable-http-proxy (CHP) and every server run as the hub's own user
 (SimpleLocalProcessSpawner), each server being `scripts/entrypoint-jupyterhub.sh`, so a user who
-logs in reaches the IDE at /user/{name}/waiide/WAIIDE/.
+logs in reaches the IDE at /user/{name}/WAIIDE/ (JupyterLab at /user/{name}/lab), as with the
+DockerSpawner example.
 
     JH_RUN_DIR=$(mktemp -d) jupyterhub -f examples/jupyterhub_config_local.py
 
@@ -39,8 +40,9 @@ named server), a fixed 8091 would collide. The IDE listens on its private unix s
 hand every local user the IDE's shell. Only a WAIIDE_COMMAND that uses {port} (a stand-in such as
 the http.server above) gets a WAIIDE_PORT of its own too. The hub's API does not say where a
 server's gateway is, so each spawn records its ports in
-JH_RUN_DIR/servers/{username}/{servername or "default"}.json, e.g. {"API_SERVER_PORT": 41234}. In full mode the gateway is also reachable
-through the hub at /user/{name}/waiide/proxy/<API_SERVER_PORT>/ (jupyter-server-proxy).
+JH_RUN_DIR/servers/{username}/{servername or "default"}.json, e.g. {"API_SERVER_PORT": 41234}.
+In full mode the gateway is also reachable through the hub at
+/user/{name}/proxy/<API_SERVER_PORT>/ (jupyter-server-proxy).
 """
 
 # ruff: noqa: F821  (`c`/`get_config` come from traitlets' config loader)
@@ -56,7 +58,6 @@ from jupyterhub.utils import random_port
 
 c = get_config()  # type: ignore[name-defined]
 
-SERVER_NAME = "waiide"
 PASS_PREFIXES = ("WAIIDE_", "GATEWAY_", "MONITOR_", "SUPERVISOR_")
 # Never copied from the hub's environment: one value shared by every server would collide
 # (ports, sockets, the status record), or it only concerns the hub (WAIIDE_HUB_ROOT).
@@ -124,11 +125,12 @@ if os.environ.get("JH_TEST_TOKEN"):
         "scopes": ["admin:users", "admin:servers", "tokens", "read:metrics", "access:servers"],
     }]
 
-# ---- the servers: the project's entrypoint as the named server "waiide" --------------------------
+# ---- the servers: the project's entrypoint as each user's default server ------------------------
 c.JupyterHub.spawner_class = "simple"  # SimpleLocalProcessSpawner: no setuid, testing only
 c.SimpleLocalProcessSpawner.home_dir_template = str(RUN_DIR / "home" / "{username}")
+# Named servers are allowed for tests that start a second one (/user/{name}/{server}/); the
+# story users see is the default server, as in the DockerSpawner example.
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.default_server_name = SERVER_NAME  # /hub/spawn and user-redirect open "waiide"
 c.Spawner.cmd = [str(ROOT / "scripts" / "entrypoint-jupyterhub.sh")]
 # The hub appends Spawner.args to any cmd; as root, Jupyter needs --allow-root, and the
 # entrypoint accepts it (the supervisor passes it on by itself).

@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh run    what running the product needs: the Python venv and the embedded IDE
 #   scripts/setup.sh test   the above plus the real parts the tests drive (Prometheus, Chromium,
-#                           configurable-http-proxy, nginx and wrk for the benchmark)
+#                           configurable-http-proxy, nginx and wrk for the benchmark, podman and
+#                           buildah with the image's base: scripts/image.sh)
 #
 # Tools that are not Python packages go into a prefix this script owns, outside the work tree
 # (WAIIDE_HUB_HOME, default ~/.cache/waiide-hub), so fresh clones on the same machine share them.
@@ -152,6 +153,12 @@ case "$TARGET" in
         setup_npm_tools
         setup_code_server
         setup_ide_extension
+        # podman, buildah and the base image for the image tests, and the hub they spawn it
+        # from. Not fatal here: without them those tests fail and say why.
+        bash "$ROOT/scripts/image.sh" setup \
+            || log "WARNING: podman/buildah not ready; tests/deploy/test_image.py and tests/e2e/test_dockerspawner.py will fail"
+        bash "$ROOT/scripts/image.sh" hub-venv \
+            || log "WARNING: the DockerSpawner hub venv failed; tests/e2e/test_dockerspawner.py will fail"
         ;;
     *)
         echo "usage: $0 run|test" >&2

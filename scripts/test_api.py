@@ -10,11 +10,19 @@ Usage:
 
 Checked on the gateway (API_SERVER_PORT): /api, /api/status, /api/user, /api/services,
 /metrics and the proxied IDE root `/`. Checked on the main port (PORT, jupyterhub-singleuser in
-full mode, the gateway in lightweight mode): {prefix}api, {prefix}api/status, {prefix}WAIIDE/.
+full mode, the gateway in lightweight mode): /api/status (the health check, no token),
+{prefix}api, {prefix}api/status, {prefix}WAIIDE/.
+
+With no arguments it checks the stack that runs with the same environment: the stack
+publishes its URLs, prefix and tokens for its user in a runtime file (mode 0600),
+$WAIIDE_HUB_RUNTIME_DIR/stack-<API_SERVER_PORT>.json, default
+~/.local/share/waiide-hub/runtime/stack-8091.json (see supervisor/runtime_file.py).
 
 Credentials, sent as `Authorization: token …`: `--token`, else GATEWAY_TOKEN, else
-JUPYTERHUB_API_TOKEN. The main port takes `--main-token`, else JUPYTER_TOKEN (a standalone
-full-mode stack has its own Jupyter token, printed in its banner), else the same token.
+JUPYTERHUB_API_TOKEN, else the runtime file's gateway token. The main port takes
+`--main-token`, else JUPYTER_TOKEN, else `--token`, else JUPYTERHUB_API_TOKEN, else the runtime
+file's main token (a standalone full-mode stack has its own Jupyter token), else the gateway's.
+Arguments and variables win over the file.
 
 Exit code: 0 when every check passed, 1 when any failed, 2 on a usage error.
 Standard library only; every request has a timeout; HTTP proxies in the environment are ignored.
@@ -33,6 +41,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -131,12 +140,19 @@ def fetch(url: str, token: str | None, timeout_s: float) -> Reply:
 
 # ---- judges: (passed, short reason) ---------------------------------------------------------
 
-def _refusal(reply: Reply, token: str | None) -> str | None:
+RUNTIME_DIR_VAR = "WAIIDE_HUB_RUNTIME_DIR"
+GATEWAY_HINT = ("--token, GATEWAY_TOKEN (standalone) or JUPYTERHUB_API_TOKEN (under a hub), or "
+                "run with the stack's environment so its runtime file is found")
+MAIN_HINT = ("--main-token, JUPYTER_TOKEN (standalone full mode: Jupyter's token from the "
+             "banner) or JUPYTERHUB_API_TOKEN (under a hub)")
+
+
+def _refusal(reply: Reply, token: str | None, hint: str = GATEWAY_HINT) -> str | None:
     """Why the server refused us, if it did."""
     if reply.login_redirect:
         return f"redirected to log in ({reply.login_redirect}): credential not accepted"
     if reply.status in (401, 403):
-        return "credential refused" if token else "needs a token (--token or GATEWAY_TOKEN)"
+        return "credential refused" if token else f"needs a token: {hint}"
     return None
 
 
@@ -202,8 +218,8 @@ def judge_metrics(reply: Reply) -> tuple[bool, str]:
     return True, f"{families} metric families"
 
 
-def judge_ide(reply: Reply, token: str | None) -> tuple[bool, str]:
-    refused = _refusal(reply, token)
+def judge_ide(reply: Reply, token: str | None, hint: str = GATEWAY_HINT) -> tuple[bool, str]:
+    refused = _refusal(reply, token, hint)
     if refused:
         return False, refused
     if reply.status in (502, 503, 504):
@@ -223,7 +239,7 @@ def judge_version(reply: Reply) -> tuple[bool, str]:
 
 
 def judge_main_status(reply: Reply, token: str | None) -> tuple[bool, str]:
-    refused = _refusal(reply, token)
+    refused = _refusal(reply, token, MAIN_HINT)
     if refused:
         return False, refused
     data = reply.json()
@@ -261,11 +277,16 @@ def main_checks(base: str, prefix: str, token: str | None) -> list[Check]:
     """The main port: the hub's readiness URL, the status API and the IDE through the proxy."""
     root = base.rstrip("/") + "/" + prefix.strip("/")
     root = root.rstrip("/") + "/"
+    health = base.rstrip("/") + "/api/status"
+    checks = [Check("main /api/status", health, None, judge_status)]
+    if prefix.strip("/"):  # with prefix "/" these are the same URL as the health check
+        checks.append(Check(f"main {prefix}api/status", f"{root}api/status", token,
+                            _with_token(judge_main_status, token)))
     return [
+        *checks,
         Check(f"main {prefix}api", f"{root}api", None, judge_version),
-        Check(f"main {prefix}api/status", f"{root}api/status", token,
-              _with_token(judge_main_status, token)),
-        Check(f"main {prefix}WAIIDE/", f"{root}WAIIDE/", token, _with_token(judge_ide, token)),
+        Check(f"main {prefix}WAIIDE/", f"{root}WAIIDE/", token,
+              lambda reply: judge_ide(reply, token, MAIN_HINT)),
     ]
 
 
@@ -284,6 +305,38 @@ def run_check(check: Check, timeout_s: float, width: int = 28) -> bool:
 
 def _first(*values: str | None) -> str | None:
     return next((value for value in values if value), None)
+
+
+def runtime_file(environ: Mapping[str, str], api_port: str) -> Path:
+    """Where a stack with this API_SERVER_PORT publishes its URLs and tokens."""
+    named = (environ.get(RUNTIME_DIR_VAR) or "").strip()
+    home = (environ.get("HOME") or "").strip()
+    directory = Path(named) if named else (
+        (Path(home) if home else Path.home()) / ".local" / "share" / "waiide-hub" / "runtime")
+    return directory / f"stack-{api_port}.json"
+
+
+def read_runtime_file(path: Path) -> tuple[dict[str, Any], str]:
+    """The stack's published settings (empty when there are none) and a line saying so."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}, f"no runtime file {path}: no stack with this API_SERVER_PORT runs as this user"
+    except (OSError, ValueError) as exc:
+        return {}, f"runtime file {path} unreadable: {exc}"
+    if not isinstance(data, dict):
+        return {}, f"runtime file {path} is not a JSON object"
+    return data, f"using the stack's runtime file {path} (pid {data.get('pid', '?')})"
+
+
+def _port_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        port = urllib.parse.urlsplit(url).port
+    except ValueError:
+        return None
+    return str(port) if port else None
 
 
 def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Namespace:
@@ -309,12 +362,20 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> argparse.Name
         parser.error("--timeout must be > 0")
     if args.no_gateway and args.no_main:
         parser.error("--no-gateway and --no-main leave nothing to check")
-    args.gateway = args.gateway or f"http://127.0.0.1:{environ.get('API_SERVER_PORT') or 8091}"
-    args.main = args.main or f"http://127.0.0.1:{environ.get('PORT') or 8090}"
-    args.prefix = args.prefix or environ.get("JUPYTERHUB_SERVICE_PREFIX") or "/"
-    args.token = _first(args.token, environ.get("GATEWAY_TOKEN"),
-                        environ.get("JUPYTERHUB_API_TOKEN"))
-    args.main_token = _first(args.main_token, environ.get("JUPYTER_TOKEN"), args.token)
+    api_port = _port_of(args.gateway) or environ.get("API_SERVER_PORT") or "8091"
+    stack, args.stack_note = read_runtime_file(runtime_file(environ, api_port))
+    args.gateway = (args.gateway or stack.get("gateway_url")
+                    or f"http://127.0.0.1:{environ.get('API_SERVER_PORT') or 8091}")
+    args.main = (args.main or stack.get("main_url")
+                 or f"http://127.0.0.1:{environ.get('PORT') or 8090}")
+    args.prefix = (args.prefix or environ.get("JUPYTERHUB_SERVICE_PREFIX") or stack.get("prefix")
+                   or "/")
+    given = args.token  # an explicit --token counts for both ports
+    args.token = _first(given, environ.get("GATEWAY_TOKEN"),
+                        environ.get("JUPYTERHUB_API_TOKEN"), stack.get("gateway_token"))
+    args.main_token = _first(args.main_token, environ.get("JUPYTER_TOKEN"), given,
+                             environ.get("JUPYTERHUB_API_TOKEN"), stack.get("main_token"),
+                             args.token)
     return args
 
 
@@ -324,6 +385,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
         args = parse_args(sys.argv[1:] if argv is None else argv, environ)
     except SystemExit as exc:
         return EXIT_OK if exc.code == 0 else EXIT_USAGE
+    print(f"test_api: {args.stack_note}", flush=True)
     checks: list[Check] = []
     if not args.no_gateway:
         checks += gateway_checks(args.gateway, args.token)

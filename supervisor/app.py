@@ -20,6 +20,7 @@ from supervisor.ports import check_ports, planned_ports
 from supervisor.preflight import check_settings
 from supervisor.process import ChildProcess
 from supervisor.rundir import RunDir
+from supervisor.runtime_file import RuntimeFile
 from supervisor.status_file import ComponentsFile
 from supervisor.supervisor import Supervisor
 
@@ -74,6 +75,7 @@ def _run_locked(config: SupervisorConfig, extra_args: Sequence[str],
     except OSError as exc:
         logger.error("cannot prepare the run directories: %s", exc)
         return ExitCode.STARTUP_FAILURE
+    runtime_file = RuntimeFile(config)
     try:
         specs = build_specs(config, run_dir.paths, extra_args)
         failure = check_settings(specs)
@@ -90,7 +92,7 @@ def _run_locked(config: SupervisorConfig, extra_args: Sequence[str],
             lock.record(entries)
 
         supervisor = Supervisor(specs, ChildProcess, on_change=on_change,
-                                on_ready=lambda: _log_banner(config),
+                                on_ready=lambda: _on_ready(config, runtime_file),
                                 should_stop=idle.tick if idle is not None else lambda: False)
         logger.info("supervisor [%d] starting %s", os.getpid(),
                     ", ".join(spec.name for spec in specs))
@@ -99,10 +101,12 @@ def _run_locked(config: SupervisorConfig, extra_args: Sequence[str],
         logger.info("supervisor [%d] exiting with %d (%s)", os.getpid(), code, code.name)
         return code
     finally:
+        runtime_file.remove()
         run_dir.cleanup()
         cleanup_ide(config)
 
 
-def _log_banner(config: SupervisorConfig) -> None:
+def _on_ready(config: SupervisorConfig, runtime_file: RuntimeFile) -> None:
+    runtime_file.publish()
     for line in banner_lines(config):
         logger.info("%s", line)

@@ -20,11 +20,16 @@ def banner_lines(config: SupervisorConfig) -> list[str]:
         jupyter_query = f"?token={config.jupyter_token}" if config.jupyter_token else ""
         lines.append(f"    WAIIDE via Jupyter:      {config.local_url(config.port, proxied)}"
                      f"{jupyter_query}")
+        lab = f"{config.service_prefix}lab"
+        lines.append(f"    JupyterLab (IDE tile):   {config.local_url(config.port, lab)}"
+                     f"{jupyter_query}")
     else:
         lines.append(f"    WAIIDE via the gateway on PORT: {config.local_url(config.port, proxied)}"
                      f"{gateway_query}")
     lines.append(f"    API and metrics:         {config.local_url(config.api_port, '/api')}, "
                  f"{config.local_url(config.api_port, '/metrics')}")
+    lines.append(f"    health (no token):       {config.local_url(config.api_port, '/api/status')}"
+                 f", {config.local_url(config.port, '/api/status')}")
     if config.under_hub:
         lines.append(f"    through the hub:         <hub URL>{proxied}")
     if config.gateway_token_generated and not config.under_hub:

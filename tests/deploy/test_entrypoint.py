@@ -180,7 +180,7 @@ def test_stack_under_hub_env_and_sigterm(fake_hub: str, tmp_path: Path) -> None:
 
             good = _test_api(setup, USER_TOKEN)
             assert good.returncode == 0, good.stdout + good.stderr
-            assert good.stdout.count("PASS") == 9 and "FAIL" not in good.stdout
+            assert good.stdout.count("PASS") == 10 and "FAIL" not in good.stdout
             bad = _test_api(setup, "someone-elses-token")
             assert bad.returncode == 1, bad.stdout + bad.stderr
             # Refused: /api/user, /api/services, the IDE on both ports ({prefix}api/status is

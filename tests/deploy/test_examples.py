@@ -8,8 +8,9 @@ from the config so traitlets validates every value. The seed's spec used invente
 real names. The z2jh fragment is parsed with PyYAML and checked for the values z2jh reads.
 
 Scenarios:
- 1. DockerSpawner (full): image, allowed_images, port 8090, environment, cmd = the image's
-    entrypoint, network, remove, named servers landing in /WAIIDE/, IDE-sized timeouts.
+ 1. DockerSpawner (full): image, allowed_images, port 8090 published on 127.0.0.1, environment,
+    cmd = the image's entrypoint, remove, the default server with one home volume, landing in
+    /WAIIDE/, IDE-sized timeouts. (tests/e2e/test_dockerspawner.py runs it against podman.)
  2. The lightweight variant loads the full one and changes only USE_ALL_COMPONENTS (and a timeout).
  3. The local-process config: loopback ports and paths from the env, the entrypoint as the
     spawned command, a fresh API_SERVER_PORT/WAIIDE_PORT per server, pass-through of WAIIDE_*.
@@ -111,12 +112,17 @@ def test_docker_spawner_config(docker_spawner_class: type[Configurable]) -> None
     assert spawner.environment["USE_ALL_COMPONENTS"] == "true"
     assert spawner.environment["API_SERVER_PORT"] == "8091"
     assert spawner.cmd == image_entrypoint()  # the path the Dockerfile puts the script at
-    assert spawner.network_name == "jupyterhub" and spawner.use_internal_ip
+    # The hub on the Docker host: the port published on the host's loopback only.
+    assert spawner.network_name == "bridge" and not spawner.use_internal_ip
+    assert spawner.host_ip == "127.0.0.1"
     assert spawner.remove is True
+    # One server per user, the default one, with one home volume (the README's story).
+    assert config.JupyterHub.allow_named_servers is False
+    assert "default_server_name" not in config.JupyterHub
+    assert spawner.volumes == {"waiide-home-{username}": "/home/jovyan"}
     assert spawner.default_url == "/WAIIDE/"
     assert spawner.start_timeout >= 120 and spawner.http_timeout >= 120
-    assert config.JupyterHub.allow_named_servers is True
-    assert config.JupyterHub.default_server_name == "waiide"
+    assert config.JupyterHub.hub_bind_url == config.JupyterHub.hub_connect_url
     assert config.JupyterHub.spawner_class == "docker"
 
 
@@ -126,7 +132,7 @@ def test_lightweight_config_differs_only_in_mode(docker_spawner_class: type[Conf
     assert_known_options(light, {**SECTIONS, "DockerSpawner": docker_spawner_class})
     assert light.DockerSpawner.environment == {**full.DockerSpawner.environment,
                                                "USE_ALL_COMPONENTS": "false"}
-    for key in ("image", "allowed_images", "port", "cmd", "network_name", "remove"):
+    for key in ("image", "allowed_images", "port", "cmd", "host_ip", "volumes", "remove"):
         assert light.DockerSpawner[key] == full.DockerSpawner[key], key
     assert light.JupyterHub == full.JupyterHub
     assert light.Spawner.default_url == "/WAIIDE/"
@@ -144,7 +150,7 @@ def test_local_config(local_env: dict[str, str]) -> None:
     for path in (hub.db_url.removeprefix("sqlite:///"), hub.cookie_secret_file, hub.pid_file,
                  config.ConfigurableHTTPProxy.pid_file):
         assert Path(path).parent == run_dir
-    assert hub.allow_named_servers and hub.default_server_name == "waiide"
+    assert "default_server_name" not in hub  # users get the default server, as in the README
     assert hub.last_activity_interval <= 30
     assert hub.services == [{"name": "e2e", "api_token": "e2e-token"}]
 
@@ -202,8 +208,9 @@ def test_z2jh_values() -> None:
     assert env["USE_ALL_COMPONENTS"] == "true"
     # The hub looks for the server on KubeSpawner.port: it must be the image's PORT.
     assert values["hub"]["config"]["KubeSpawner"]["port"] == int(env["PORT"]) == 8090
-    assert values["hub"]["allowNamedServers"] is True
-    assert values["hub"]["config"]["JupyterHub"]["default_server_name"] == "waiide"
+    # The default server (the README's /user/{name}/WAIIDE/): no named-server settings.
+    assert "allowNamedServers" not in values["hub"]
+    assert "JupyterHub" not in values["hub"]["config"]
 
 
 def test_z2jh_profiles() -> None:

@@ -32,10 +32,12 @@ def test_nothing_listening() -> None:
                         f"http://127.0.0.1:{port}", "--prefix", "/user/alice/waiide/")
     lines = result.stdout.splitlines()
     assert result.returncode == 1
-    assert sum(line.startswith("FAIL") for line in lines) == 9
+    assert sum(line.startswith("FAIL") for line in lines) == 10
     assert all("no answer" in line for line in lines if line.startswith("FAIL"))
     assert "/user/alice/waiide/WAIIDE/" in result.stdout
-    assert lines[-1] == "test_api: 0 of 9 endpoints passed"
+    assert f"{port}/api/status" in result.stdout  # the health check, without the prefix
+    assert "no runtime file" in lines[0]
+    assert lines[-1] == "test_api: 0 of 10 endpoints passed"
 
 
 def test_stuck_server_times_out() -> None:

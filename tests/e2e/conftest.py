@@ -1,11 +1,11 @@
-"""Fixtures for the end-to-end tests: a real hub per mode, and alice's named server `waiide` on it.
+"""Fixtures for the end-to-end tests: a real hub per mode, and alice's default server on it.
 
 `hub` is session-scoped and parametrized over the two modes (full: USE_ALL_COMPONENTS=true,
 lightweight: false), so pytest runs every test of one mode against one hub, then starts the other
 hub: the hub of a mode starts once, and its teardown (SIGTERM, then killing anything left) fails
 the run if CHP or any process of any server had to be killed.
 
-`server` hands each test alice's running `waiide` server: the one of the mode's hub if it still
+`server` hands each test alice's running default server: the one of the mode's hub if it still
 runs, or a new one spawned through the REST API (a test that stops the server does not leave the
 next test, in any order, without one). So every test passes alone and in any order, and the
 server is spawned once per mode when they run in file order. At the end of the session the

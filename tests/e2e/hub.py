@@ -42,7 +42,18 @@ HUB_CONFIG = ROOT / "examples" / "jupyterhub_config_local.py"
 JUPYTERHUB = Path(PYTHON).parent / "jupyterhub"
 HUB_HOME = Path(os.environ.get("WAIIDE_HUB_HOME", "~/.cache/waiide-hub")).expanduser()
 CHP = HUB_HOME / "npm-tools" / "node_modules" / ".bin" / "configurable-http-proxy"
-SERVER_NAME = "waiide"
+# Each user's default server, as the README and examples/ tell users (/user/{name}/WAIIDE/).
+SERVER_NAME = ""
+
+
+def server_api_path(user: str, server: str = SERVER_NAME) -> str:
+    """The REST path of a user's server: /users/{user}/server, or .../servers/{name}."""
+    return f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+
+
+def server_prefix(user: str, server: str = SERVER_NAME) -> str:
+    """The URL prefix JupyterHub gives the server: /user/{user}/[{server}/]."""
+    return f"/user/{user}/{server}/" if server else f"/user/{user}/"
 STRIPPED_ENV_PREFIXES = ("JUPYTERHUB_", "JPY_", "JH_", "PYTEST_", "WAIIDE_", "GATEWAY_",
                          "MONITOR_", "SUPERVISOR_")
 USERS = ("alice", "bob")

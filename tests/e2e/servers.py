@@ -1,4 +1,4 @@
-"""alice's `waiide` server on a test hub: spawn and stop it through the REST API, find its
+"""alice's (default) server on a test hub: spawn and stop it through the REST API, find its
 processes and its gateway port, wait for its stack to be healthy.
 
 The spawner's pid is `state.pid` in the users API (the e2e service's `admin:servers` may read
@@ -18,11 +18,12 @@ from typing import Any
 import psutil
 
 from tests.e2e.hub import (
-    SERVER_NAME,
     SPAWN_TIMEOUT_S,
     HubProcess,
     ProcInfo,
     process_tree,
+    server_api_path,
+    server_prefix,
     wait_gone,
 )
 
@@ -33,7 +34,7 @@ STATUS_TIMEOUT_S = 20.0
 
 @dataclass
 class WaiideServer:
-    """alice's running `waiide` server: where it answers and which processes are its."""
+    """alice's running (default) server: where it answers and which processes are its."""
 
     hub: HubProcess
     user: str
@@ -43,7 +44,7 @@ class WaiideServer:
 
     @property
     def prefix(self) -> str:
-        return f"/user/{self.user}/{SERVER_NAME}/"
+        return server_prefix(self.user)
 
     @property
     def public_url(self) -> str:
@@ -101,7 +102,7 @@ def wait_gateway_healthy(server: WaiideServer, timeout_s: float = STATUS_TIMEOUT
 def spawn(hub: HubProcess, user: str = USER) -> WaiideServer:
     """POST the spawn, wait for `ready`, find the gateway port, wait for a healthy stack."""
     api = hub.api
-    status, reply = api.request("POST", f"/users/{user}/servers/{SERVER_NAME}", {})
+    status, reply = api.request("POST", server_api_path(user), {})
     if status not in (201, 202):
         raise hub.fail(f"spawn answered {status}: {reply}")
     deadline = time.monotonic() + SPAWN_TIMEOUT_S
@@ -111,10 +112,10 @@ def spawn(hub: HubProcess, user: str = USER) -> WaiideServer:
         if model is not None and model["ready"]:
             break
         if model is None:
-            raise hub.fail(f"{user}/{SERVER_NAME} vanished while starting")
+            raise hub.fail(f"{user}'s server vanished while starting")
         time.sleep(0.2)
     else:
-        raise hub.fail(f"{user}/{SERVER_NAME} not ready within {SPAWN_TIMEOUT_S}s: {model}")
+        raise hub.fail(f"{user}'s server not ready within {SPAWN_TIMEOUT_S}s: {model}")
     pid = int(model["state"]["pid"])
     # The entrypoint execs supervisor_main.py, so the spawner's pid is the supervisor, whose
     # environment holds the gateway port the hub config chose for this server.
@@ -130,13 +131,13 @@ def stop(server: WaiideServer) -> tuple[int, list[ProcInfo]]:
     """DELETE the server through the hub; (the answer's status, processes still alive)."""
     procs = server.snapshot()
     status, reply = server.hub.api.request(
-        "DELETE", f"/users/{server.user}/servers/{SERVER_NAME}", timeout_s=STOP_TIMEOUT_S)
+        "DELETE", server_api_path(server.user), timeout_s=STOP_TIMEOUT_S)
     if status not in (202, 204):
         raise server.hub.fail(f"DELETE answered {status}: {reply}")
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while server.hub.api.server(server.user) is not None:
         if time.monotonic() > deadline:
-            raise server.hub.fail(f"{server.user}/{SERVER_NAME} still listed after "
+            raise server.hub.fail(f"{server.user}'s server still listed after "
                                   f"{STOP_TIMEOUT_S}s")
         time.sleep(0.2)
     return status, wait_gone(procs, max(1.0, deadline - time.monotonic()))

@@ -1,7 +1,7 @@
 """The real VS Code workbench through a real JupyterHub, in full mode, in headless Chromium.
 
 A hub of its own (examples/jupyterhub_config_local.py, the real configurable-http-proxy, the
-shared-password authenticator) spawns alice's named server `waiide` with the supervisor's
+shared-password authenticator) spawns alice's default server with the supervisor's
 default IDE: the real code-server, not the stand-in the other e2e tests use. Full mode, so every
 request of the browser goes hub's proxy (CHP) → jupyterhub-singleuser (hub OAuth) →
 jupyter-server-proxy → the gateway → code-server.
@@ -13,8 +13,8 @@ terminal's DOM renderer, no Welcome page) are written there before the spawn. Th
 WAIIDE_WORKSPACE (passed on to the server by the config) under that home.
 
 Scenario, with a screenshot of each step in test-artifacts/browser/hub-*.png:
- 1. The login form at /hub/login?next=/user/alice/waiide/WAIIDE/ refuses a wrong password, and
-    with alice's password lands, after the OAuth redirects, on /user/alice/waiide/WAIIDE/.
+ 1. The login form at /hub/login?next=/user/alice/WAIIDE/ refuses a wrong password, and
+    with alice's password lands, after the OAuth redirects, on /user/alice/WAIIDE/.
  2. The workbench renders and connects: the Explorer lists the workspace file (read over the
     remote WebSocket), whose sockets run through the hub's proxy at that path and are relayed
     by the gateway; no connection problem on screen.
@@ -173,7 +173,7 @@ def test_workbench_through_the_hub_in_full_mode(ide_server: IdeServer, tmp_path:
     for old in ARTIFACTS_DIR.glob(f"{SHOT}*.png"):  # this test's screenshots of an earlier run
         old.unlink()
     hub, server = ide_server.hub, ide_server.server
-    ide_path = server.prefix + IDE_PATH  # /user/alice/waiide/WAIIDE/
+    ide_path = server.prefix + IDE_PATH  # /user/alice/WAIIDE/, the README's URL
     edited = ide_server.workspace / WORKSPACE_FILE
     output = ide_server.workspace / OUTPUT_FILE
     failed = True

@@ -1,15 +1,15 @@
 """End to end with a real JupyterHub and configurable-http-proxy on loopback, in both modes.
 
 The hub (examples/jupyterhub_config_local.py) spawns scripts/entrypoint-jupyterhub.sh as alice's
-named server `waiide` with SimpleLocalProcessSpawner; the IDE is the stand-in
+default server with SimpleLocalProcessSpawner; the IDE is the stand-in
 tests/resources/fake_waiide.py (echo JSON, /ws echo). Every test runs once per mode (full:
 jupyterhub-singleuser + jupyter-server-proxy on the hub's port; lightweight: the gateway there),
 in any order, against one hub per mode and its running server (see conftest.py).
 
 Scenarios:
- 1. The hub starts; spawning alice's `waiide` through the REST API becomes ready, with every
+ 1. The hub starts; spawning alice's server through the REST API becomes ready, with every
     component of the mode running and answering the hub's readiness URL.
- 2. alice logs in through the hub's login form and reaches /user/alice/waiide/WAIIDE/: the
+ 2. alice logs in through the hub's login form and reaches /user/alice/WAIIDE/ (the README's): the
     stand-in gets the request with {prefix}WAIIDE stripped; a visitor without login does not.
  3. A WebSocket through the hub at {prefix}WAIIDE/ws, with alice's login cookies, echoes and
     keeps the subprotocol; without them the upgrade is refused.
@@ -44,7 +44,7 @@ import pytest
 from yarl import URL
 
 from tests.e2e.conftest import ServerSlot
-from tests.e2e.hub import BROWSER_ACCEPT, SERVER_NAME, HubProcess, browser_session, login
+from tests.e2e.hub import BROWSER_ACCEPT, HubProcess, browser_session, login
 from tests.e2e.servers import STOP_TIMEOUT_S, WaiideServer, stop, wait_gateway_healthy
 
 pytestmark = pytest.mark.slow  # a real JupyterHub per mode, servers spawned through it
@@ -108,7 +108,7 @@ def now_utc() -> datetime:
 async def test_server_spawns_and_is_ready(hub: HubProcess, server: WaiideServer) -> None:
     model = await asyncio.to_thread(hub.api.server, "alice")
     assert model is not None and model["ready"] and not model["pending"]
-    assert model["url"] == server.prefix == f"/user/alice/{SERVER_NAME}/"
+    assert model["url"] == server.prefix == "/user/alice/"  # the default server, as the README says
     # The spawner ran the project's entrypoint, which said what it decided and exec'd the
     # supervisor, whose children are the components of this mode.
     assert (f"waiide-hub entrypoint: starting WAIIDE Hub ({hub.mode} mode, under JupyterHub as "
@@ -138,7 +138,7 @@ async def test_login_form_reaches_waiide(hub: HubProcess, server: WaiideServer) 
         assert any(f"{server.prefix}oauth_callback" in hop for hop in hops), hops
         assert echo["method"] == "GET"
         assert echo["raw_path"] == "/"  # {prefix}WAIIDE stripped in both modes
-        assert any(c.key == f"jupyterhub-user-alice-{SERVER_NAME}" for c in session.cookie_jar)
+        assert any(c.key == "jupyterhub-user-alice" for c in session.cookie_jar)
 
         # encoded=True: yarl would otherwise send %2F in a query as "/".
         target = URL(f"{server.public_url}{IDE}/some/file%20name.txt?q=1&b=%2F", encoded=True)
