@@ -76,6 +76,16 @@ class ActivityState:
             self._busy.pop(session, None)
         self._dirty = True
 
+    def extension_contact(self, now: float | None = None) -> None:
+        """The extension asked for the notice: it runs, even if it has nothing to report.
+
+        An open, untouched workbench never reports, yet its RPC polling must not count as use
+        from the start: a notice poll (at the extension's start, then every few seconds) is
+        the proof that the extension measures use in this IDE.
+        """
+        self.extension_seen_at = time.time() if now is None else now
+        self._dirty = True
+
     def busy_now(self, now: float) -> tuple[tuple[BusyWork, ...], float | None]:
         """The union of every session's unexpired busy work, and until when it holds."""
         work: dict[BusyWork, None] = {}

@@ -5,7 +5,8 @@
    non-browser client are use, each with its cause.
 3. Probes and scrapes are counted as ignored traffic, never as use.
 4. VS Code's KeepAlive/Ack messages are never use; other messages are use until the IDE
-   extension has reported anywhere (any worker), then they are its RPC polling.
+   extension has reported anywhere (any worker), then they are its RPC polling. A notice poll
+   alone says the extension runs too (an untouched workbench's extension never reports).
 5. The extension's endpoints take only the per-start secret; a report is use with its cause,
    busy work is shown, an unknown cause is refused.
 6. The notice endpoint shows the supervisor's plan once its warning time has come.
@@ -87,7 +88,7 @@ def test_api_activity_needs_the_servers_credentials(activity_gateway: tuple[Serv
     assert call(server, "/api/activity")[0] == 401
     body = activity(server)
     assert body["last_activity"] is None and body["cause"] is None and body["busy"] is False
-    assert body["extension"] == {"seen": False, "last_report_at": None}
+    assert body["extension"] == {"seen": False, "last_seen_at": None}
     assert body["self_shutdown"] is None
 
 
@@ -150,6 +151,28 @@ def test_vscode_messages_and_the_extension(activity_gateway: tuple[Server, Path]
         asyncio.run(exchange(TYPED))
     seen = wait_for(server, lambda a: a["ignored_last_60s"].get("rpc-poll", 0) >= 4)
     assert seen["last_activity"] == first, "VS Code's own messages counted as use"
+
+
+def test_a_notice_poll_says_the_extension_runs(activity_gateway: tuple[Server, Path]) -> None:
+    """4, with an untouched workbench: its extension polls the notice and never reports."""
+    server, _ = activity_gateway
+
+    async def exchange(message: bytes) -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                f"{server.url}/ws", headers=AUTH, heartbeat=None) as ws:
+            await ws.send_bytes(message)
+            assert await ws.receive_bytes(timeout=10) == message
+
+    status, _ = call(server, "/api/activity/ide/notice",
+                     headers={"X-Waiide-Activity-Secret": SECRET})
+    assert status == 204
+    seen = wait_for(server, lambda a: a["extension"]["seen"])
+    assert seen["last_activity"] is None, "a notice poll counted as use"
+    time.sleep(2.5)  # every worker learns it through the directory within about a second
+    for _ in range(4):  # new connections: both workers get some
+        asyncio.run(exchange(TYPED))
+    seen = wait_for(server, lambda a: a["ignored_last_60s"].get("rpc-poll", 0) >= 4)
+    assert seen["last_activity"] is None, "an untouched workbench's RPC polling counted as use"
 
 
 def ide_report(session: str, causes: list[str], at: float | None,
