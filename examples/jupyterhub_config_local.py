@@ -26,6 +26,13 @@ temp dir (every value is read here, once, when the hub loads this file):
     JH_ACTIVITY_INTERVAL  the servers' JUPYTERHUB_ACTIVITY_INTERVAL in seconds ("5")
     JH_LAST_ACTIVITY_INTERVAL  how often the hub reads activity from CHP, seconds (10)
     JH_START_TIMEOUT / JH_HTTP_TIMEOUT  spawn deadlines in seconds (60 / 120)
+    JH_POLL_INTERVAL      how often the hub checks that a server's process still runs, seconds
+                          (30): a server that stops itself (WAIIDE_IDLE_TIMEOUT) shows as
+                          stopped in the hub's API within this long
+    JH_SPAWN_ENV_OPTION   "true": a spawn's user_options may carry {"env": {...}} with
+                          WAIIDE_*/GATEWAY_*/MONITOR_*/SUPERVISOR_* values for that server only,
+                          over the hub's (tests spawn servers with different settings on one hub;
+                          never on a shared hub: users could set their servers' environment)
     JH_DEBUG              "true": debug logs from the hub and every server
     WAIIDE_HUB_ROOT       the checkout whose entrypoint is spawned (this file's repo)
     WAIIDE_HUB_HOME       where scripts/setup.sh put code-server and CHP (~/.cache/waiide-hub)
@@ -140,6 +147,7 @@ c.Spawner.start_timeout = int(_env("JH_START_TIMEOUT", "60"))
 # From spawn to an answer at {prefix}api: the IDE must be ready first, then Jupyter (or, in
 # lightweight mode, the gateway) starts; code-server on two busy cores takes its time.
 c.Spawner.http_timeout = int(_env("JH_HTTP_TIMEOUT", "120"))
+c.Spawner.poll_interval = int(_env("JH_POLL_INTERVAL", "30"))
 
 _environment: dict[str, object] = {
     key: value for key, value in os.environ.items()
@@ -158,3 +166,21 @@ _environment.update({
 if "{port}" in str(_environment.get("WAIIDE_COMMAND", "")):
     _environment["WAIIDE_PORT"] = _per_server_port("WAIIDE_PORT")
 c.Spawner.environment = _environment
+
+
+def _spawn_env_option(spawner: Any) -> None:
+    """pre_spawn_hook: this server's own settings from the spawn's user_options["env"]."""
+    extra = (spawner.user_options or {}).get("env") or {}
+    if not isinstance(extra, dict):
+        raise TypeError(f"user_options env must be an object, not {extra!r}")
+    bad = [key for key in extra if not (isinstance(key, str) and key.startswith(PASS_PREFIXES))
+           or key in NOT_PASSED or not isinstance(extra[key], str)]
+    if bad:
+        raise ValueError(f"user_options env may only set string {'/'.join(PASS_PREFIXES)}* "
+                         f"values (not {sorted(map(str, bad))})")
+    # A new dict: the configured one is shared by every spawner.
+    spawner.environment = {**spawner.environment, **extra}
+
+
+if _env("JH_SPAWN_ENV_OPTION", "false").lower() in ("true", "1"):
+    c.Spawner.pre_spawn_hook = _spawn_env_option

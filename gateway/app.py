@@ -103,7 +103,9 @@ def build_hub_reporter(config: GatewayConfig, state: ActivityState) -> ActivityR
     hub = config.hub
     if hub is None or hub.activity_url is None:
         return None
-    return ActivityReporter(state, url=hub.activity_url, token=hub.api_token,
+    return ActivityReporter(state, directory=Path(config.activity_dir),
+                            busy_counts=config.idle_busy_counts, url=hub.activity_url,
+                            token=hub.api_token,
                             server_name=hub.server_name, interval_s=hub.activity_interval_s)
 
 

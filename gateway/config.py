@@ -158,6 +158,7 @@ class GatewayConfig:
     main_port: int = DEFAULT_PORT
     activity_dir: str = ""
     activity_secret: str = field(default="", repr=False)
+    idle_busy_counts: bool = True
     waiide_memory_limit: int | None = None
 
     @property
@@ -239,6 +240,7 @@ class GatewayConfig:
             activity_dir=(env.absolute_path(ACTIVITY_DIR_ENV)
                           or str(default_activity_dir(os.getuid(), port))),
             activity_secret=env.text(ACTIVITY_SECRET_ENV, ""),
+            idle_busy_counts=env.flag("WAIIDE_IDLE_BUSY_COUNTS", True),
             waiide_memory_limit=env.byte_size("WAIIDE_MEMORY_LIMIT"),
         )
 

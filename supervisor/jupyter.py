@@ -25,6 +25,7 @@ from supervisor.config import SupervisorConfig
 from supervisor.spec import ChildSpec, ReadyCheck
 
 JSP_SERVER_NAME = "WAIIDE"
+ACTIVITY_URL_VAR = "JUPYTERHUB_ACTIVITY_URL"
 CONFIG_FILE_NAME = "jupyter_server_config.json"
 ALLOW_ROOT = "--allow-root"
 # supervisor.jupyter_status, the server extension behind `GET PORT/api/status`, and its settings.
@@ -115,6 +116,11 @@ def jupyter_env(config: SupervisorConfig, base: Mapping[str, str],
         # jupyterhub-singleuser refuses to start without it; --ip/--port override its address.
         env.setdefault("JUPYTERHUB_SERVICE_URL",
                        f"http://{url_host(config.host)}:{config.port}{config.service_prefix}")
+        # The gateway posts this server's activity (only real use). jupyterhub-singleuser
+        # would post its own every JUPYTERHUB_ACTIVITY_INTERVAL, and re-posts its last time
+        # even when nothing happened (it skips only older ones): without the URL it posts
+        # nothing (it logs "Activity events disabled").
+        env.pop(ACTIVITY_URL_VAR, None)
     elif config.jupyter_token:
         env["JUPYTER_TOKEN"] = config.jupyter_token  # read by IdentityProvider.token
     return env

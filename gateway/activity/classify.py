@@ -1,6 +1,7 @@
 """Which traffic is someone using the server, and which is a tab, a probe or a scrape by itself.
 
-WebSocket messages from the workbench are never use once the IDE extension has reported: an
+WebSocket messages from the workbench are never use once the IDE extension has been heard from
+(a report, or its notice poll, which it sends as it starts and every few seconds after): an
 open, untouched workbench sends KeepAlive (type 9) and Ack (type 3) messages and about 110
 regular RPC messages per 30 s, and the extension sees input where it happens. Without the
 extension (a custom WAIIDE_COMMAND, or before it has started), a client message that is not VS

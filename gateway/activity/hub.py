@@ -4,6 +4,8 @@ Each worker posts the last use it recorded (`ActivityState`) to `JUPYTERHUB_ACTI
 jupyterhub-singleuser does: every `JUPYTERHUB_ACTIVITY_INTERVAL` seconds (default 300, ±10 %
 jitter), only when it is newer than what was last sent, retrying with exponential backoff (1 s
 doubling, capped at 15 s) for up to 60 s. What counts as use is `gateway.activity.classify`.
+While busy work runs (a terminal command, a task, a debug session) and WAIIDE_IDLE_BUSY_COUNTS is
+true, the time posted is "now": the hub's idle culler then agrees with the self-shutdown.
 
 aiohttp is imported when a reporter starts, not with this module: standalone (and without an
 activity URL) no worker pays for it (about 12 MiB PSS, bench/memory.py).
@@ -17,11 +19,13 @@ import logging
 import random
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported in start(): only a hub with an activity URL needs aiohttp
     import aiohttp
 
+from common.activity_files import merge, read_workers
 from gateway.activity.state import ActivityState
 
 logger = logging.getLogger(__name__)
@@ -39,8 +43,11 @@ class ActivityReporter:
     """The loop that posts this worker's last real use to the hub."""
 
     def __init__(self, state: ActivityState, *, url: str, token: str, server_name: str,
-                 interval_s: float) -> None:
+                 interval_s: float, directory: Path | None = None,
+                 busy_counts: bool = True) -> None:
         self._state = state
+        self._directory = directory
+        self._busy_counts = busy_counts
         self._url = url
         self._token = token
         self._server_name = server_name
@@ -68,6 +75,12 @@ class ActivityReporter:
         if session is not None:
             await session.close()
 
+    def _busy_anywhere(self) -> bool:
+        """Busy work reported to any worker (the activity directory), or to this one."""
+        now = time.time()
+        workers = read_workers(self._directory) if self._directory is not None else []
+        return bool(merge([*workers, self._state.snapshot(now)], now).busy)
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s * random.uniform(0.9, 1.1))
@@ -76,6 +89,10 @@ class ActivityReporter:
     async def flush(self) -> bool:
         """Post the last activity if it is newer than what the hub has; True when posted."""
         stamp = self._state.last_activity
+        if self._busy_counts and self._busy_anywhere():
+            # A job runs: the hub's culler must see the server as used, as our self-shutdown
+            # does (WAIIDE_IDLE_BUSY_COUNTS), or it would stop the server under the job.
+            stamp = time.time()
         if stamp is None or stamp <= self._last_sent:
             return False
         when = isoformat(stamp)

@@ -81,7 +81,7 @@ class ActivityRoutes:
             "busy_work": [{"kind": b.kind, "name": b.name} for b in summary.busy],
             "ignored_last_60s": dict(sorted(summary.ignored.items())),
             "extension": {"seen": summary.extension_seen_at is not None,
-                          "last_report_at": _iso(summary.extension_seen_at)},
+                          "last_seen_at": _iso(summary.extension_seen_at)},
             "self_shutdown": None if plan is None else {
                 "idle_timeout_s": plan.idle_timeout_s, "warning_s": plan.warning_s,
                 "busy_counts": plan.busy_counts, "warn_at": _iso(plan.warn_at),
@@ -118,8 +118,9 @@ class ActivityRoutes:
         """GET /api/activity/ide/notice."""
         if not self._trusted(request):
             return error_response(request, 403, "Only the IDE extension reads notices.")
-        plan = read_plan(self._directory) if self._directory is not None else None
         now = time.time()
+        self._state.extension_contact(now)
+        plan = read_plan(self._directory) if self._directory is not None else None
         last = self._state.last_activity
         if (plan is None or plan.warn_at is None or plan.stops_at is None or now < plan.warn_at
                 or (last is not None and last > plan.updated_at)):  # used since: withdrawn

@@ -74,6 +74,16 @@ class ActivityState:
         self._sessions[session] = SessionBusy(session, now, now + ttl_s, busy)
         self._dirty = True
 
+    def extension_contact(self, now: float | None = None) -> None:
+        """The extension asked for the notice: it runs, even if it has nothing to report.
+
+        An open, untouched workbench never reports, yet its RPC polling must not count as use
+        from the start: a notice poll (at the extension's start, then every few seconds) is
+        the proof that the extension measures use in this IDE.
+        """
+        self.extension_seen_at = time.time() if now is None else now
+        self._dirty = True
+
     def sessions_now(self, now: float) -> tuple[SessionBusy, ...]:
         """The sessions' reports that have not expired (older ones are forgotten)."""
         for session, report in list(self._sessions.items()):

@@ -12,6 +12,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,10 +100,15 @@ def wait_gateway_healthy(server: WaiideServer, timeout_s: float = STATUS_TIMEOUT
     raise server.hub.fail(f"{url} was not healthy within {timeout_s}s: {last}")
 
 
-def spawn(hub: HubProcess, user: str = USER) -> WaiideServer:
-    """POST the spawn, wait for `ready`, find the gateway port, wait for a healthy stack."""
+def spawn(hub: HubProcess, user: str = USER,
+          options: Mapping[str, Any] | None = None) -> WaiideServer:
+    """POST the spawn, wait for `ready`, find the gateway port, wait for a healthy stack.
+
+    `options` are the spawn's user_options (e.g. {"env": {...}} for a hub started with
+    JH_SPAWN_ENV_OPTION=true).
+    """
     api = hub.api
-    status, reply = api.request("POST", server_api_path(user), {})
+    status, reply = api.request("POST", server_api_path(user), dict(options or {}))
     if status not in (201, 202):
         raise hub.fail(f"spawn answered {status}: {reply}")
     deadline = time.monotonic() + SPAWN_TIMEOUT_S

@@ -5,7 +5,8 @@
    non-browser client are use, each with its cause.
 3. Probes and scrapes are counted as ignored traffic, never as use.
 4. VS Code's KeepAlive/Ack messages are never use; other messages are use until the IDE
-   extension has reported anywhere (any worker), then they are its RPC polling.
+   extension has reported anywhere (any worker), then they are its RPC polling. A notice poll
+   alone says the extension runs too (an untouched workbench's extension never reports).
 5. The extension's endpoints take only the per-start secret; a report is use with its cause,
    busy work is shown, an unknown cause is refused.
 6. The notice endpoint shows the supervisor's plan once its warning time has come.
@@ -87,7 +88,7 @@ def test_api_activity_needs_the_servers_credentials(activity_gateway: tuple[Serv
     assert call(server, "/api/activity")[0] == 401
     body = activity(server)
     assert body["last_activity"] is None and body["cause"] is None and body["busy"] is False
-    assert body["extension"] == {"seen": False, "last_report_at": None}
+    assert body["extension"] == {"seen": False, "last_seen_at": None}
     assert body["self_shutdown"] is None
 
 
@@ -152,6 +153,28 @@ def test_vscode_messages_and_the_extension(activity_gateway: tuple[Server, Path]
     assert seen["last_activity"] == first, "VS Code's own messages counted as use"
 
 
+def test_a_notice_poll_says_the_extension_runs(activity_gateway: tuple[Server, Path]) -> None:
+    """4, with an untouched workbench: its extension polls the notice and never reports."""
+    server, _ = activity_gateway
+
+    async def exchange(message: bytes) -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(
+                f"{server.url}/ws", headers=AUTH, heartbeat=None) as ws:
+            await ws.send_bytes(message)
+            assert await ws.receive_bytes(timeout=10) == message
+
+    status, _ = call(server, "/api/activity/ide/notice",
+                     headers={"X-Waiide-Activity-Secret": SECRET})
+    assert status == 204
+    seen = wait_for(server, lambda a: a["extension"]["seen"])
+    assert seen["last_activity"] is None, "a notice poll counted as use"
+    time.sleep(2.5)  # every worker learns it through the directory within about a second
+    for _ in range(4):  # new connections: both workers get some
+        asyncio.run(exchange(TYPED))
+    seen = wait_for(server, lambda a: a["ignored_last_60s"].get("rpc-poll", 0) >= 4)
+    assert seen["last_activity"] is None, "an untouched workbench's RPC polling counted as use"
+
+
 def ide_report(session: str, causes: list[str], at: float | None,
                busy: list[dict[str, str]] | None = None) -> dict[str, Any]:
     """A report as ide-extension/waiide-activity/CONTRACT.md defines it."""
@@ -207,3 +230,49 @@ def test_notice_follows_the_plan(activity_gateway: tuple[Server, Path]) -> None:
                    "message": "This server stops in 4 minutes because nobody used it."}
     shown = activity(server)["self_shutdown"]
     assert shown["idle_timeout_s"] == 600 and shown["stops_at"] is not None
+
+
+async def test_busy_work_is_posted_to_the_hub_as_use(tmp_path: Path) -> None:
+    """7. While busy work counts, the hub gets "now" (its culler must not stop a running job);
+    without busy work, or when it does not count, only real use is posted."""
+    from aiohttp import web
+
+    from common.activity_files import BusyWork
+    from gateway.activity.hub import ActivityReporter
+    from gateway.activity.state import ActivityState
+
+    posts: list[dict[str, Any]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        posts.append(await request.json())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/activity", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        for busy_counts, expect_post in ((False, False), (True, True)):
+            state = ActivityState(tmp_path)
+            state.use("editor", time.time() - 3600)
+            reporter = ActivityReporter(state, url=f"http://127.0.0.1:{port}/activity",
+                                        token="t", server_name="", interval_s=300,
+                                        directory=tmp_path, busy_counts=busy_counts)
+            reporter.start()
+            try:
+                assert await reporter.flush()  # the hour-old use goes out once
+                assert not await reporter.flush()  # nothing newer
+                state.extension_report("tab", (BusyWork("terminal", "sleep 300"),), 90)
+                before = time.time()
+                assert await reporter.flush() is expect_post
+                if expect_post:
+                    stamp = posts[-1]["last_activity"]
+                    assert stamp >= time.strftime("%Y-%m-%dT%H:%M", time.gmtime(before))
+            finally:
+                await reporter.stop()
+    finally:
+        await runner.cleanup()
+    assert len(posts) == 3

@@ -110,7 +110,8 @@ def test_lightweight_mode(tmp_path: Path) -> None:
 
 def test_under_a_hub_as_root_with_spawner_args(tmp_path: Path) -> None:
     hub = {**USER_ENV, "JUPYTERHUB_API_TOKEN": "t", "JUPYTERHUB_SERVICE_PREFIX": "/user/al",
-           "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/al/"}
+           "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888/user/al/",
+           "JUPYTERHUB_ACTIVITY_URL": "http://hub:8081/hub/api/users/al/activity"}
     hub.pop("PORT")
     children = specs(tmp_path, hub, euid=0, args=("--allow-root", "--SingleUserApp.x=1"))
     jupyter = children["singleuser"]
@@ -122,6 +123,9 @@ def test_under_a_hub_as_root_with_spawner_args(tmp_path: Path) -> None:
     assert jupyter.ready.url == "http://127.0.0.1:8888/user/al/api"
     assert "JUPYTER_TOKEN" in jupyter.env  # the user's own variable, untouched under a hub
     assert jupyter.env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/user/al/"
+    # Only the gateway posts activity: jupyterhub-singleuser would re-post its own every interval.
+    assert "JUPYTERHUB_ACTIVITY_URL" not in jupyter.env
+    assert children["gateway"].env["JUPYTERHUB_ACTIVITY_URL"].endswith("/users/al/activity")
     assert children["gateway"].env["PORT"] == "8888"
     assert children["monitor"].env["JUPYTERHUB_SERVICE_PREFIX"] == "/user/al/"
 
