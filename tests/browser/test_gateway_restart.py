@@ -105,8 +105,11 @@ def _gateway(base: Path, port: int, sock: Path) -> Iterator[str]:
     env = {"HOST": "127.0.0.1", "API_SERVER_PORT": str(port), "WAIIDE_SOCKET": str(sock),
            "GATEWAY_WORKERS": "2", "GATEWAY_AUTH": "token",
            "GATEWAY_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    # SIGTERM to the main process only, as the supervisor does: Sanic's main stops its workers
+    # and its state manager in order (a group-wide SIGTERM kills the manager under it).
     with running([PYTHON, "-m", "gateway"], env, cwd=ROOT, log_path=base / "gateway.log",
-                 ready_url=f"http://127.0.0.1:{port}/api/healthz", ready_timeout_s=60):
+                 ready_url=f"http://127.0.0.1:{port}/api/healthz", ready_timeout_s=60,
+                 term_leader_only=True):
         yield f"http://127.0.0.1:{port}"
 
 
