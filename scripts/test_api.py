@@ -167,11 +167,14 @@ def _json_object(reply: Reply, *keys: str) -> tuple[dict[str, Any] | None, str]:
 
 
 def judge_overview(reply: Reply) -> tuple[bool, str]:
-    data, why = _json_object(reply, "name", "version", "components")
+    # Without a token /api is the minimal view (name, version, links); with one it also lists
+    # the mode and the components.
+    data, why = _json_object(reply, "name", "version")
     if reply.status != 200 or data is None:
         return False, why or f"expected 200, got {reply.status}"
-    return True, (f"{data['name']} {data['version']}, {data.get('mode', '?')} mode, "
-                  f"components: {', '.join(data['components'])}")
+    components = data.get("components")
+    listed = f", components: {', '.join(components)}" if isinstance(components, dict) else ""
+    return True, f"{data['name']} {data['version']}, {data.get('mode', '?')} mode{listed}"
 
 
 def judge_status(reply: Reply) -> tuple[bool, str]:

@@ -119,8 +119,7 @@ class UpstreamConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.received_any = True
         if self._upgraded:
-            # Past a 101, before `detach`: the upstream may already be streaming (a unix socket
-            # delivers it in several reads before the handler runs). Keep every byte, in order.
+            # Past a 101, before `detach`: WAIIDE may be streaming already; keep every read.
             self._upgrade_rest += data
             return
         if self._raw_left > 0:

@@ -64,7 +64,8 @@ HEALTH_TIMEOUT_S = 30.0
 HUB_STOP_TIMEOUT_S = 20.0
 SPAWN_TIMEOUT_S = 60.0
 # The stand-in IDE the hub's servers run by default (echo JSON, /ws echo).
-FAKE_WAIIDE_COMMAND = shlex.join([PYTHON, str(RESOURCES / "fake_waiide.py"), "--port"]) + " {port}"
+# On {socket}: the supervisor's private socket, as the real IDE listens by default.
+FAKE_WAIIDE_COMMAND = shlex.join([PYTHON, str(RESOURCES / "fake_waiide.py"), "--socket"]) + " {socket}"
 
 
 class HubError(AssertionError):
