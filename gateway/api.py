@@ -11,6 +11,7 @@ need it always.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -116,8 +117,6 @@ class ApiRoutes:
         handler, protected = entry
         if not protected:  # health checks and overviews: never someone's use
             self._activity_state.ignored(PROBE)
-        if name == "healthz":  # the liveness probe's path: no credential check at all
-            return await handler(request, False)
         verdict = await self._access.authorize(request, False)
         credentialed = verdict.outcome in (Outcome.ALLOW, Outcome.REDIRECT)
         if protected and not credentialed:
@@ -130,7 +129,12 @@ class ApiRoutes:
         return _json(overview(self._config, request.headers.get("host", "")))
 
     async def healthz(self, request: Request, credentialed: bool) -> HTTPResponse:
-        return _json({"status": "ok", "uptime_s": round(time.time() - self._started, 3)})
+        # The liveness probe comes without a credential (a refused one costs no hub call);
+        # the answering worker's pid is for those who may see the server's internals.
+        body: dict[str, Any] = {"status": "ok", "uptime_s": round(time.time() - self._started, 3)}
+        if credentialed:
+            body["pid"] = os.getpid()
+        return _json(body)
 
     async def status(self, request: Request, credentialed: bool) -> HTTPResponse:
         status, payload = await self._status_source()

@@ -73,13 +73,9 @@ def _app(config: GatewayConfig, main_sock: socket.socket | None) -> App:
 
 def _serve(config: GatewayConfig, api_sock: socket.socket,
            main_sock: socket.socket | None) -> None:
-    # Workers are forked, not spawned: they share the main process's imported modules copy on
-    # write instead of importing everything again, Sanic's sync manager is a fork too, and no
-    # multiprocessing resource tracker is started (its semaphores are unlinked at once under
-    # fork). About 60 MiB PSS less with 2 workers (bench/memory.py). Everything per worker
-    # (record reader, metric files, upstream pool) is opened after the fork, in
-    # before_server_start. The PORT socket is inherited by the fork like Sanic's own.
-    Sanic.start_method = "fork"
+    # Workers are spawned, not forked: a forked Sanic sync manager would inherit the listening
+    # sockets (bound here once, before Sanic starts) and outlive a killed main process holding
+    # the ports; see bench/README.md, "Memory budget", for what fork would save.
     loader = AppLoader(factory=functools.partial(_app, config, main_sock))
     app = loader.load()
     keeper = WorkerKeeper(lambda pid: mark_process_dead(pid, config.multiproc_dir))
