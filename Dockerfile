@@ -40,9 +40,11 @@ RUN apt-get update \
 
 WORKDIR ${APP_DIR}
 COPY pyproject.toml supervisor_main.py ./
+COPY common ./common
 COPY gateway ./gateway
 COPY monitor ./monitor
 COPY supervisor ./supervisor
+COPY ide-extension ./ide-extension
 COPY scripts/setup.sh scripts/entrypoint-jupyterhub.sh scripts/image-constraints.txt \
      scripts/image-slim.sh scripts/test_api.py ./scripts/
 

@@ -37,7 +37,7 @@ HUB_VENV="$HUB_HOME/hub-$HUB_VERSION-dockerspawner-$DOCKERSPAWNER_VERSION"
 INPUTS_LABEL="org.waiide-hub.inputs"
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
 # What the Dockerfile copies into the image: a change to any of these means a new build.
-INPUTS=(Dockerfile .dockerignore pyproject.toml supervisor_main.py gateway monitor
+INPUTS=(Dockerfile .dockerignore pyproject.toml supervisor_main.py common ide-extension gateway monitor
         supervisor scripts/setup.sh scripts/entrypoint-jupyterhub.sh scripts/image-constraints.txt
         scripts/image-slim.sh scripts/test_api.py)
 PACKAGES=(podman buildah runc fuse-overlayfs slirp4netns uidmap debootstrap

@@ -95,6 +95,20 @@ def test_two_stages_build_then_slim_runtime() -> None:
     assert not any("setup.sh" in ins.text for ins in runtime if ins.keyword == "RUN")
 
 
+def test_builder_copies_every_shipped_package_and_the_ide_extension() -> None:
+    """2. What setup.sh installs into the image is in the build context: every package
+    pyproject.toml ships (a new one, such as common/, broke the build when it was missing) and
+    the IDE extension setup.sh installs into code-server."""
+    import tomllib
+
+    builder, _ = _stages()
+    copied = " ".join(ins.text for ins in builder if ins.keyword == "COPY")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]]
+    missing = [p for p in [*packages, "ide-extension"] if f"{p} ./{p}" not in copied]
+    assert not missing, f"not copied into the builder stage: {missing}"
+
+
 def test_jupyterhub_version_is_a_pinned_build_arg() -> None:
     """2. JUPYTERHUB_VERSION is a build argument with an exact default, the one the README
     recommends; the install step pins it and checks it; the other versions are pinned too."""
