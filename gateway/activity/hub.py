@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # imported in start(): only a hub with an activity URL needs 
     import aiohttp
 
 from common.activity_files import merge, read_workers
-from gateway.activity.state import ActivityState
+from gateway.activity.state import ActivityState, cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,7 @@ class ActivityReporter:
     async def stop(self) -> None:
         """Idempotent: the posting loop ends and the HTTP session closes."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         session, self._session = self._session, None
         if session is not None:
             await session.close()

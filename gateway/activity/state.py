@@ -8,6 +8,7 @@ see `common.activity_files`) happens at most every `PUBLISH_EVERY_S`, off the re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -27,6 +28,15 @@ logger = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 1.0
 _BUCKET_S = 10.0
+
+
+async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background loop and wait until it has ended (a no-op for None)."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class ActivityState:
@@ -118,12 +128,7 @@ class ActivityState:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         self.publish()  # the last use must be visible after this worker is gone
 
     async def _run(self) -> None:
