@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from sanic import Sanic
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from common import lifeline
 from common.auth_mode import AuthMode
 from gateway.access.gate import Access
 from gateway.access.hub import HubTokenAuth
@@ -78,7 +76,7 @@ def worker_index(app: App) -> str:
 
 
 def configure_logging(debug: bool) -> None:
-    """Once per process: the main process and every spawned worker."""
+    """Once per process: the main process and every forked worker."""
     # Only the gateway's loggers: Sanic configures its own ("sanic.*") in every worker.
     root = logging.getLogger("gateway")
     root.setLevel(logging.DEBUG if debug else logging.INFO)
@@ -176,12 +174,8 @@ def _add_lifecycle(app: App, config: GatewayConfig, proxy: Proxy, api: ApiRoutes
 
     @app.before_server_start
     async def _open(_app: App) -> None:
-        if worker_name(app) is not None:
-            # A worker dies with the gateway's main process, even when that is SIGKILLed:
-            # nothing of the gateway outlives it holding the port (common.lifeline).
-            lifeline.arm(signal.SIGKILL)
         status.start()
-        # Created here, after the worker was spawned, so samples land in this worker's files.
+        # Created here, after the worker was forked, so samples land in this worker's files.
         metrics = GatewayMetrics(multiproc_dir=config.multiproc_dir, status_reader=status.reader,
                                  worker=worker_index(app), capacity=capacity.counts,
                                  activity_dir=Path(config.activity_dir),

@@ -249,8 +249,8 @@ def export_multiproc_dir(path: str | None) -> None:
     """Put PROMETHEUS_MULTIPROC_DIR into this process's environment (None: remove it).
 
     The one write to the environment: prometheus_client picks its mode from this variable when
-    a spawned worker first imports it, so a directory the main process made must travel this
-    way (gateway.metrics_dir).
+    first imported, which the main process does (and its forked workers inherit), so a directory
+    the main process made must be exported before that (gateway.metrics_dir).
     """
     if path is None:
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)

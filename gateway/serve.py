@@ -19,6 +19,7 @@ from common.exits import ExitCode
 from gateway.app import APP_NAME, App, configure_logging, create_app
 from gateway.config import AuthMode, GatewayConfig
 from gateway.edge.protocol import StrictHttpProtocol
+from gateway.forking import ForkedChildren
 from gateway.listen import bind_listener
 from gateway.metrics import mark_process_dead
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
@@ -73,12 +74,16 @@ def _app(config: GatewayConfig, main_sock: socket.socket | None) -> App:
 
 def _serve(config: GatewayConfig, api_sock: socket.socket,
            main_sock: socket.socket | None) -> None:
-    # Workers are spawned, not forked: a forked Sanic sync manager would inherit the listening
-    # sockets (bound here once, before Sanic starts) and outlive a killed main process holding
-    # the ports; see bench/README.md, "Memory budget", for what fork would save.
+    # Forked workers share the main process's imports (gateway.forking says what each forked
+    # child does at birth). Everything per worker (record reader, metric files, upstream pool)
+    # is opened after the fork, in before_server_start.
+    Sanic.start_method = "fork"
+    children = ForkedChildren([sock for sock in (api_sock, main_sock) if sock is not None])
+    children.install()
     loader = AppLoader(factory=functools.partial(_app, config, main_sock))
     app = loader.load()
     keeper = WorkerKeeper(lambda pid: mark_process_dead(pid, config.multiproc_dir))
+    app.main_process_start(children.servers_next)
     app.main_process_ready(keeper.start)
     app.main_process_stop(lambda _app: keeper.stop())
     app.prepare(sock=api_sock, workers=config.workers, access_log=config.debug, motd=False,

@@ -1,4 +1,5 @@
-"""A gateway worker that dies is replaced (Sanic alone leaves it dead, sanic#3062)."""
+"""A gateway worker that dies is replaced (Sanic alone leaves it dead, sanic#3062), and the
+forked processes die with the gateway's main process (gateway.forking)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -18,8 +20,8 @@ from tests.conftest import Server, gateway_process
 def workers(server: Server) -> set[int]:
     """Pids of the gateway's worker processes: the children that hold the listening socket.
 
-    Sanic forks them (gateway/__main__.py), so their command line and environment are the main
-    process's; its other child, the sync manager, is forked before the socket is bound.
+    Sanic forks them (gateway/serve.py), so their command line and environment are the main
+    process's; its other child, the sync manager, closes its copies at birth (gateway.forking).
     """
     leader = psutil.Process(server.pid)
     found = set()
@@ -64,6 +66,37 @@ def test_a_killed_worker_is_replaced_and_requests_keep_working(tmp_path: Path,
             conn.request("GET", f"/after/{i}")
             assert conn.getresponse().status == 200
             conn.close()
+
+
+@pytest.mark.slow
+def test_only_workers_hold_the_port_and_every_child_dies_with_a_killed_main(
+        tmp_path: Path, upstream: Server) -> None:
+    """Forked children inherit the main process's listening socket: Sanic's sync manager must
+    close its copy, and nothing forked may outlive a SIGKILLed main holding the port."""
+    with gateway_process(tmp_path, upstream.port) as gw:
+        main = psutil.Process(gw.pid)
+        children = main.children()
+        serving = workers(gw)
+        assert len(serving) == 2, serving
+        others = [proc for proc in children if proc.pid not in serving]
+        assert len(others) == 1, f"expected Sanic's sync manager besides 2 workers: {others}"
+        manager = others[0]
+        assert not [c for c in manager.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_LISTEN], "the sync manager holds a listener"
+        os.kill(gw.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        alive = children
+        while alive and time.monotonic() < deadline:
+            alive = [proc for proc in alive
+                     if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+            time.sleep(0.05)
+        assert not alive, f"outlived the killed main process: {alive}"
+        probe = socket.socket()
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", gw.port))  # free again: nobody holds the port
+        finally:
+            probe.close()
 
 
 def serving_pids(server: Server, expected: set[int], max_connections: int = 2000,
