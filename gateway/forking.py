@@ -4,7 +4,7 @@ The workers are forked, not spawned: they share the main process's imported modu
 write instead of importing everything again, and no multiprocessing resource tracker is started
 (bench/memory.py: 132 MiB PSS spawned, 86 MiB forked, for the whole stack but the IDE).
 
-Forking brings two duties, carried out by an `os.register_at_fork` hook in each direct child:
+Forking brings three duties, carried out by an `os.register_at_fork` hook in each direct child:
 - **Die with the main process.** The kernel's parent-death signal (`common.lifeline`) is armed
   before the child runs any of Sanic's code, so neither a worker nor Sanic's sync manager (which
   has no such signal of its own) outlives a SIGKILLed main process holding the ports.
@@ -14,6 +14,11 @@ Forking brings two duties, carried out by an `os.register_at_fork` hook in each 
   workers; so a child forked before that event is not a server and closes its copies. Were a
   future Sanic to fork its manager later, the manager would keep copies (and still die with the
   main process); the gateway tests count the processes holding the port and would notice.
+- **The sync manager lives exactly as long as the main process**: the main stops it with a
+  message at the end of its own shutdown, which needs it until then, or the parent-death signal
+  kills it. So it ignores SIGTERM, SIGINT and SIGHUP: a signal to the whole process group
+  (Ctrl-C in a terminal, a group SIGTERM) used to kill it first and the main process's shutdown
+  ended in a ConnectionResetError traceback.
 
 A child's own forks (anything a worker might start) are left alone: the hook acts only in a
 direct child of the process that installed it.
@@ -55,6 +60,8 @@ class ForkedChildren:
         if owner is None:
             return
         lifeline.arm(signal.SIGKILL, expected_parent=owner)
-        if not self._servers_next:
+        if not self._servers_next:  # Sanic's sync manager
             for sock in self._listening:
                 sock.close()
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)

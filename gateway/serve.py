@@ -23,6 +23,7 @@ from gateway.forking import ForkedChildren
 from gateway.listen import bind_listener
 from gateway.metrics import mark_process_dead
 from gateway.sanic_compat import SanicIncompatible, check_sanic_internals
+from gateway.stop_signals import StopSignals
 from gateway.workers import WorkerKeeper
 
 
@@ -84,6 +85,7 @@ def _serve(config: GatewayConfig, api_sock: socket.socket,
     app = loader.load()
     keeper = WorkerKeeper(lambda pid: mark_process_dead(pid, config.multiproc_dir))
     app.main_process_start(children.servers_next)
+    app.main_process_ready(StopSignals().install)
     app.main_process_ready(keeper.start)
     app.main_process_stop(lambda _app: keeper.stop())
     app.prepare(sock=api_sock, workers=config.workers, access_log=config.debug, motd=False,

@@ -85,9 +85,11 @@ def test_a_broken_metrics_directory_is_reported_and_recovered(tmp_path: Path,
         wait_for(lambda: len(workers(gw)) == 2 and _api(gw, "/api/services")[1].get(
             "gateway_workers") == {"up": 2, "expected": 2}, 60, "2 of 2 workers again")
         RECOVERY["broken metrics dir restored: back to 2 of 2 workers"] = time.monotonic() - began
-        values = _metrics(gw)
-        assert values["waiide_hub_gateway_workers_up"] == 2
-        assert values["waiide_hub_gateway_workers_expected"] == 2
+        # Each worker reads the shared states at most every CAPACITY_CACHE_S: the worker answering
+        # the scrape may lag the one that answered /api/services by that much.
+        wait_for(lambda: _metrics(gw)["waiide_hub_gateway_workers_up"] == 2, 5,
+                 "the scrape reporting 2 workers up")
+        assert _metrics(gw)["waiide_hub_gateway_workers_expected"] == 2
 
 
 @pytest.mark.slow

@@ -117,3 +117,25 @@ def serving_pids(server: Server, expected: set[int], max_connections: int = 2000
         finally:
             conn.close()
     return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "group-term"])
+def test_a_signal_to_the_whole_process_group_ends_it_cleanly(tmp_path: Path, upstream: Server,
+                                                               signum: int) -> None:
+    """Ctrl-C in a terminal signals the whole group: the main process, Sanic's sync manager and
+    the workers at once. It must end with exit 0 and no traceback (with spawned workers the
+    sync manager died first and the main process logged a BrokenPipe traceback)."""
+    with gateway_process(tmp_path, upstream.port) as gw:
+        os.killpg(gw.pid, signum)
+        deadline = time.monotonic() + 15
+        while psutil.pid_exists(gw.pid) and time.monotonic() < deadline:
+            try:
+                if psutil.Process(gw.pid).status() == psutil.STATUS_ZOMBIE:
+                    break
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(0.05)
+        log = gw.log_text()
+        assert "Server Stopped" in log, log[-2000:]
+        assert "Traceback" not in log and "BrokenPipe" not in log, log[-3000:]
