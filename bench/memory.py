@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "within" if total <= BUDGET_MIB else "OVER"
         lines += ["", f"budget: {total:.1f} MiB PSS without the IDE, {verdict} {BUDGET_MIB:g} MiB"]
     else:  # the budget is set for lightweight mode with 2 workers only
-        lines += ["", f"total: {total:.1f} MiB PSS without the IDE (the {BUDGET_MIB:g} MiB budget "
-                      "is for lightweight mode with 2 workers)"]
+        lines += ["", (f"total: {total:.1f} MiB PSS without the IDE (the {BUDGET_MIB:g} MiB "
+                       "budget is for lightweight mode with 2 workers)")]
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({
