@@ -136,6 +136,20 @@ setup_ide_extension() {
     mv "$dest.new" "$dest"
 }
 
+# ---- JupyterLab's managed defaults (full mode) ----------------------------------------------
+setup_lab_defaults() {
+    # No "Jupyter news" prompt and no update check (requests to the internet that time out
+    # offline). JupyterLab reads <venv>/share/jupyter/lab/settings/overrides.d/*.json before
+    # overrides.json in the same folder: an admin's overrides.json there still wins, and users
+    # can change both in Settings.
+    local src="$ROOT/supervisor/jupyterlab-overrides.json"
+    local dir="$VENV/share/jupyter/lab/settings/overrides.d"
+    cmp -s "$src" "$dir/waiide-hub.json" 2>/dev/null && return 0
+    log "lab: managed defaults into $dir/waiide-hub.json"
+    mkdir -p "$dir"
+    install -m 0644 "$src" "$dir/waiide-hub.json"
+}
+
 case "$TARGET" in
     run)
         # A venv set up for the tests has everything running needs: keep its extras.
@@ -144,12 +158,14 @@ case "$TARGET" in
         else
             setup_venv ""
         fi
+        setup_lab_defaults
         setup_code_server
         setup_ide_extension
         ;;
     test)
         apt_install prometheus chromium nginx wrk
         setup_venv "test,dev"
+        setup_lab_defaults
         setup_npm_tools
         setup_code_server
         setup_ide_extension
