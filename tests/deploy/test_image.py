@@ -130,6 +130,12 @@ def test_container_serves_health_on_both_ports(container: Container) -> None:
     kernels = podman("exec", container.name, "/srv/waiide-hub/.venv/bin/jupyter",
                      "kernelspec", "list", "--json").stdout
     assert "python3" in json.loads(kernels)["kernelspecs"]
+    # Lab's managed defaults (no news prompt, no update check) are installed in the image too.
+    lab_defaults = podman("exec", container.name, "cat", "/srv/waiide-hub/.venv/share/jupyter/"
+                          "lab/settings/overrides.d/waiide-hub.json", check=False)
+    assert lab_defaults.returncode == 0, lab_defaults.stderr
+    assert json.loads(lab_defaults.stdout) == json.loads(
+        (ROOT / "supervisor" / "jupyterlab-overrides.json").read_text())
     # The seed's quick test, inside the container as a user in a terminal would run it.
     quick = podman("exec", container.name, "python3", "/srv/waiide-hub/scripts/test_api.py",
                    check=False)
