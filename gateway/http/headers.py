@@ -171,3 +171,8 @@ class ResponseHead:
                     self.content_length = int(value)
             elif lname == b"transfer-encoding":
                 self.chunked = b"chunked" in value.lower()
+
+    @property
+    def announces_body(self) -> bool:
+        """A length above zero or chunked framing (for HEAD and 304 only announced, not sent)."""
+        return self.chunked or bool(self.content_length)

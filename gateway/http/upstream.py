@@ -445,7 +445,10 @@ class UpstreamConnection(asyncio.Protocol):
     def reusable(self) -> bool:
         head = self._head
         return (not self._closed and self._complete and self._error is None
-                and head is not None and head.keep_alive and not head.upgrade)
+                and head is not None and head.keep_alive and not head.upgrade
+                # A bodiless response (HEAD, 304) announcing a body: from a server that sends it
+                # anyway, those bytes would be read as the next request's response.
+                and not ((self._head_only or head.status == 304) and head.announces_body))
 
     @property
     def usable_idle(self) -> bool:
