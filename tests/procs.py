@@ -24,9 +24,15 @@ RESOURCES = Path(__file__).resolve().parent / "resources"
 PYTHON = sys.executable
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (retry on EADDRINUSE at bind)."""
-    for _ in range(50):
+    """A TCP port on 127.0.0.1 that was free a moment ago and was never handed out before in
+    this test process: the kernel may offer a just-closed port again, and a test asking for
+    PORT, API_SERVER_PORT and WAIIDE_PORT in a row once got the same one twice (the supervisor
+    then refused to start, rightly)."""
+    for _ in range(200):
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", 0))
@@ -34,7 +40,10 @@ def free_port() -> int:
                 if exc.errno == errno.EADDRINUSE:
                     continue
                 raise
-            return int(sock.getsockname()[1])
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
     raise RuntimeError("no free TCP port on 127.0.0.1")
 
 
