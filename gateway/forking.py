@@ -20,7 +20,9 @@ Forking brings three duties, carried out by an `os.register_at_fork` hook in eac
   (Ctrl-C in a terminal, a group SIGTERM) used to kill it first and the main process's shutdown
   ended in a ConnectionResetError traceback.
 
-A child's own forks (anything a worker might start) are left alone: the hook acts only in a
+A worker starts with the default SIGTERM/SIGINT actions until Sanic sets its own (the main
+process's handler would stop the whole gateway from inside a worker). A child's own forks
+(anything a worker might start) are left alone: the hook acts only in a
 direct child of the process that installed it.
 """
 
@@ -65,3 +67,6 @@ class ForkedChildren:
                 sock.close()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(signum, signal.SIG_IGN)
+        else:  # a worker: the main process's stop handler is not its own (Sanic sets those)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)

@@ -37,8 +37,8 @@ _REQUIRED: tuple[tuple[type, str], ...] = (
     (WorkerMultiplexer, "name"), (WorkerMultiplexer, "workers"), (WorkerMultiplexer, "restart"),
     (WorkerManager, "worker_state"), (WorkerManager, "monitor_publisher"),
     (WorkerManager, "_shutting_down"),
-    # gateway.stop_signals runs the manager's stop in a thread, after its wait for the workers
-    (WorkerManager, "shutdown_signal"), (WorkerManager, "wait_for_ack"),
+    # gateway.stop_signals stops the workers from a thread, after the wait for their first ack
+    (WorkerManager, "shutdown"), (WorkerManager, "kill"), (WorkerManager, "wait_for_ack"),
 )
 
 
