@@ -63,8 +63,11 @@ class WaiideServer:
             tree = process_tree(self.pid)
         except psutil.NoSuchProcess:
             tree = []
-        known = {(p.pid, p.create_time) for p in self.procs}
-        self.procs.extend(p for p in tree if (p.pid, p.create_time) not in known)
+        now = {(p.pid, p.create_time): p for p in tree}
+        # The newest look at each: one first seen between its fork and its exec still showed its
+        # parent's command line (the monitor, once, as "supervisor_main.py" for good).
+        self.procs = [now.pop((p.pid, p.create_time), p) for p in self.procs]
+        self.procs.extend(now.values())
         self.hub.remember(self.procs)
         return list(self.procs)
 

@@ -115,7 +115,13 @@ async def test_server_spawns_and_is_ready(hub: HubProcess, server: WaiideServer)
             f"alice at {server.prefix})") in hub.log.read_text(errors="replace")
     assert psutil.Process(server.pid).cmdline()[-1].endswith("supervisor_main.py")
     expected = {"waiide", "gateway", "monitor"} | ({"singleuser"} if hub.mode == "full" else set())
-    assert component_names(server) == expected
+    # The hub calls a lightweight server ready when the gateway answers on PORT; the supervisor
+    # starts the monitor after that (its readiness needs the gateway), so it may come a moment
+    # later.
+    deadline = time.monotonic() + 30
+    while (names := component_names(server)) != expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert names == expected
     # What the hub polled before it called the server ready, now through its proxy.
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session, \
             session.get(f"{server.public_url}api") as resp:
